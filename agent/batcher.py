@@ -1,0 +1,157 @@
+"""The point queue the training thread appends to, and the batches the shipper cuts from it.
+
+The queue is four flat `array`s (steps, wall times, key-set ids, values) plus the list of key
+sets: a ``log`` call allocates no Python objects the cyclic GC must track, costs ~56 bytes a
+step, and needs no lock. The training thread appends values first and the key-set id last,
+so an entry is complete once its id is visible; the shipper takes only complete prefixes
+(every array operation is atomic under the GIL). Cutting is columnar at C speed (slices and
+strided slices of arrays), never a Python loop per point.
+"""
+
+from __future__ import annotations
+
+from array import array
+from itertools import groupby
+from typing import Any
+
+import msgpack
+
+from .wire import MAX_BATCH_BYTES, Batch, BatchId, MetricChunk, pack_columns
+
+# Keep well below the wire limit: msgpack framing, event maps and ids need room too.
+BATCH_BUDGET = MAX_BATCH_BYTES - 64 * 1024
+POINT_BYTES = 24
+CHUNK_OVERHEAD = 32
+
+Columns = dict[str, tuple[array, array, array]]
+
+
+class PointQueue:
+    """Append-only from the training thread; drained by prefix from the shipper thread."""
+
+    def __init__(self) -> None:
+        self.steps = array("q")
+        self.times = array("d")
+        self.key_set_ids = array("l")
+        self.values = array("d")
+        self.key_sets: list[tuple[str, ...]] = []
+
+    def __len__(self) -> int:
+        return len(self.key_set_ids)
+
+    def register(self, keys: tuple[str, ...]) -> int:
+        """The id of a new key set (called by the training thread before first use)."""
+        self.key_sets.append(keys)
+        return len(self.key_sets) - 1
+
+    def take(self, limit: int) -> Columns:
+        """Remove up to ``limit`` complete entries and return them as columns per key."""
+        n = min(len(self.key_set_ids), limit)
+        if n == 0:
+            return {}
+        ids = self.key_set_ids[:n]
+        del self.key_set_ids[:n]
+        steps, times = self.steps[:n], self.times[:n]
+        del self.steps[:n]
+        del self.times[:n]
+        key_sets = self.key_sets
+        if ids.count(ids[0]) == n:
+            keys = key_sets[ids[0]]
+            width = len(keys)
+            values = self.values[: n * width]
+            del self.values[: n * width]
+            return {key: (steps, values[i::width], times) for i, key in enumerate(keys)}
+        widths = [len(k) for k in key_sets]
+        total = sum(map(widths.__getitem__, ids))
+        values = self.values[:total]
+        del self.values[:total]
+        return _mixed_columns(ids, steps, times, values, key_sets)
+
+
+def _mixed_columns(ids: array, steps: array, times: array, values: array,
+                   key_sets: list[tuple[str, ...]]) -> Columns:
+    """Columns when entries log different key sets: one slice per run of equal key sets."""
+    parts: dict[str, list[tuple[array, array, array]]] = {}
+    pos = offset = 0
+    for key_set_id, run in groupby(ids):
+        m = sum(1 for _ in run)
+        keys = key_sets[key_set_id]
+        width = len(keys)
+        block = values[offset: offset + m * width]
+        step_part, time_part = steps[pos: pos + m], times[pos: pos + m]
+        for i, key in enumerate(keys):
+            parts.setdefault(key, []).append((step_part, block[i::width], time_part))
+        pos += m
+        offset += m * width
+    result: Columns = {}
+    for key, key_parts in parts.items():
+        if len(key_parts) == 1:
+            result[key] = key_parts[0]
+            continue
+        s, v, t = array("q"), array("d"), array("d")
+        for s_part, v_part, t_part in key_parts:
+            s.extend(s_part)
+            v.extend(v_part)
+            t.extend(t_part)
+        result[key] = (s, v, t)
+    return result
+
+
+def cut(cols: Columns, events: dict[str, Any], run: str, rank: int, incarnation: str,
+        next_seq: int) -> list[Batch]:
+    """Batches for ``cols`` and ``events``, seqs from ``next_seq``; events ride in the first.
+
+    Each batch stays under BATCH_BUDGET bytes: a series larger than the room left is split at
+    point boundaries across batches.
+    """
+    batches: list[Batch] = []
+
+    def new_batch() -> Batch:
+        batch = Batch(BatchId(run, rank, incarnation, next_seq + len(batches)))
+        batches.append(batch)
+        return batch
+
+    current = new_batch()
+    room = BATCH_BUDGET
+    for name in ("params", "tags", "meta"):
+        if events.get(name):
+            room = _add_map_event(current, name, events[name], room, new_batch)
+            current = batches[-1]
+    if events.get("status"):
+        current.status.extend(events["status"])
+        room -= 64 * len(events["status"])
+    shared: dict[int, bytes] = {}  # keys logged together share their step and time columns
+    for key, (steps, values, times) in cols.items():
+        if id(steps) not in shared:
+            shared[id(steps)], _, shared[id(times)] = pack_columns(steps, array("d"), times)
+        step_bytes, time_bytes = shared[id(steps)], shared[id(times)]
+        value_bytes = pack_columns(array("q"), values, array("d"))[1]
+        n, offset = len(values), 0
+        key_bytes = len(key.encode())
+        while offset < n:
+            fit = (room - CHUNK_OVERHEAD - key_bytes) // POINT_BYTES
+            if fit <= 0:
+                current, room = new_batch(), BATCH_BUDGET
+                continue
+            take = min(fit, n - offset)
+            if take == n:
+                current.metrics.append(MetricChunk(key, step_bytes, value_bytes, time_bytes))
+            else:
+                a, b = offset * 8, (offset + take) * 8
+                current.metrics.append(MetricChunk(key, step_bytes[a:b], value_bytes[a:b], time_bytes[a:b]))
+            room -= CHUNK_OVERHEAD + key_bytes + take * POINT_BYTES
+            offset += take
+    return batches
+
+
+def _add_map_event(current: Batch, name: str, mapping: dict[str, Any], room: int, new_batch: Any) -> int:
+    """Put a params/tags/meta map into batches, splitting it by keys when it is too large."""
+    target = getattr(current, name)
+    for key, value in mapping.items():
+        size = len(msgpack.packb([key, value], use_bin_type=True))
+        if size > room and (target or current.metrics):
+            current = new_batch()
+            target, room = getattr(current, name), BATCH_BUDGET
+        target[key] = value
+        room -= size
+    return room

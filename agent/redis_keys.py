@@ -1,0 +1,46 @@
+"""The whole Redis schema in one place: every key and channel name Aquarium uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+BATCH_FIELD = "b"  # stream entry field holding one packed batch
+DEAD_REASON_FIELD = "reason"
+DEAD_SOURCE_FIELD = "source_id"
+
+
+@dataclass(frozen=True)
+class RedisKeys:
+    prefix: str = "aquarium"
+
+    @property
+    def stream(self) -> str:
+        """Stream of packed batches (XADD by agents, XREADGROUP by collectors)."""
+        return f"{self.prefix}:batches"
+
+    @property
+    def group(self) -> str:
+        """Consumer group shared by every collector."""
+        return f"{self.prefix}:collectors"
+
+    @property
+    def dead_letter(self) -> str:
+        """Stream of batches that could not be decoded or stored, with the reason."""
+        return f"{self.prefix}:dead"
+
+    def watermarks(self, run: str) -> str:
+        """Hash: field ``rank/incarnation`` -> highest contiguous seq the store has committed."""
+        return f"{self.prefix}:wm:{{{run}}}"
+
+    @staticmethod
+    def watermark_field(rank: int, incarnation: str) -> str:
+        return f"{rank}/{incarnation}"
+
+    def live(self, run: str) -> str:
+        """Pub/sub channel announcing newly committed points of one run."""
+        return f"{self.prefix}:live:{run}"
+
+    @property
+    def live_all(self) -> str:
+        """Pub/sub channel announcing which runs changed."""
+        return f"{self.prefix}:live"

@@ -1,0 +1,265 @@
+"""A run: the training-side API. Every ``log_*`` validates, appends to memory and returns.
+
+The current run for the module-level functions lives in a ContextVar. Nothing starts (threads,
+atexit, excepthook) until the first ``init()``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import platform
+import sys
+import threading
+import time
+import weakref
+from contextvars import ContextVar
+from types import TracebackType
+from typing import Any, Iterable, Mapping
+
+from . import env
+from .errors import NoActiveRunError, RunFinishedError
+from .gitinfo import git_info
+from .identity import Identity, resolve
+from .settings import AgentSettings
+from .shipper import FinishReport, Shipper, ShipperStats
+from .values import coerce_metrics, coerce_step, flatten_params, validate_name
+
+logger = logging.getLogger("aquarium.agent.run")
+
+_current: ContextVar["Run | None"] = ContextVar("aquarium_current_run", default=None)
+_live_runs: "weakref.WeakSet[Run]" = weakref.WeakSet()
+_hooks_installed = False
+_hooks_lock = threading.Lock()
+_crashed = False
+_now = time.time
+
+TERMINAL_STATUSES = frozenset({"completed", "failed", "crashed", "killed", "interrupted"})
+
+
+class Run:
+    """One process's handle on a run; all ranks of a job share the run id."""
+
+    def __init__(self, identity: Identity, settings: AgentSettings, *, name: str, experiment: str,
+                 config: Mapping[str, Any] | None = None, tags: Mapping[str, Any] | Iterable[str] | None = None) -> None:
+        self.identity = identity
+        self.settings = settings
+        self.name = validate_name(name, "run name")
+        self.experiment = validate_name(experiment, "experiment name")
+        self.status = "running"
+        self._next_step = 0
+        self._key_sets: dict[tuple[str, ...], int] = {}
+        self._finished = False
+        self._report: FinishReport | None = None
+        meta = {
+            "name": self.name, "experiment": self.experiment, "host": identity.host, "pid": identity.pid,
+            "world_size": identity.world_size, "started_at": _now(), "python": platform.python_version(),
+            "argv": [str(a)[:500] for a in sys.argv[:50]], "git": git_info(),
+        }
+        self._shipper = Shipper(identity, settings, meta)
+        queue = self._shipper.points
+        self._push_values, self._push_step = queue.values.extend, queue.steps.append
+        self._push_time, self._push_key_set = queue.times.append, queue.key_set_ids.append
+        self._event = self._shipper.events.append
+        self._event(("status", (self.status, _now())))
+        if config:
+            self.log_params(config)
+        if tags:
+            self.set_tags(tags)
+        self._shipper.start()
+
+    # -- identity ------------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self.identity.run_id
+
+    @property
+    def rank(self) -> int:
+        return self.identity.rank
+
+    @property
+    def stats(self) -> ShipperStats:
+        return self._shipper.stats
+
+    # -- logging -------------------------------------------------------------------------------
+    def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Record numeric metrics at ``step`` (default: previous step + 1). Never blocks.
+
+        Raises InvalidValueError / InvalidNameError for bad input, naming the key.
+        """
+        if self._finished:
+            raise RunFinishedError(self.id)
+        if step is None:
+            step = self._next_step
+        elif type(step) is not int:
+            step = coerce_step(step)
+        if type(metrics) is not dict:
+            metrics = coerce_metrics(metrics)
+        for value in metrics.values():
+            if type(value) is not float:
+                metrics = coerce_metrics(metrics)
+                break
+        key_set = self._key_sets.get(tuple(metrics))
+        if key_set is None:
+            key_set = self._learn_keys(tuple(metrics))
+        self._next_step = step + 1
+        self._push_values(metrics.values())  # values first, key-set id last: see PointQueue
+        self._push_step(step)
+        self._push_time(_now())
+        self._push_key_set(key_set)
+
+    log_metrics = log
+
+    def _learn_keys(self, keys: tuple[str, ...]) -> int:
+        for key in keys:
+            validate_name(key, "metric name")
+        key_set = self._shipper.points.register(keys)
+        self._key_sets[keys] = key_set
+        return key_set
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Record hyperparameters; nested dicts become dotted names. Later values win."""
+        self._check_open()
+        self._event(("params", flatten_params(params)))
+
+    log_hyperparameters = log_params
+
+    def set_tags(self, tags: Mapping[str, Any] | Iterable[str]) -> None:
+        """Attach tags: a mapping of name -> value, or names alone."""
+        self._check_open()
+        if isinstance(tags, Mapping):
+            items = {validate_name(str(k), "tag name"): str(v) for k, v in tags.items()}
+        elif isinstance(tags, str):
+            items = {validate_name(tags, "tag name"): ""}
+        else:
+            items = {validate_name(str(t), "tag name"): "" for t in tags}
+        self._event(("tags", items))
+
+    def set_status(self, status: str) -> None:
+        """Set the run's status (running, completed, failed, ... or your own word)."""
+        self._check_open()
+        self.status = validate_name(status, "status")
+        self._event(("status", (status, _now())))
+
+    def _check_open(self) -> None:
+        if self._finished:
+            raise RunFinishedError(self.id)
+
+    # -- ending --------------------------------------------------------------------------------
+    def flush(self, timeout: float | None = None) -> bool:
+        """Hand everything logged so far to Redis or the spool; False if that took too long."""
+        return self._shipper.flush(self.settings.finish_timeout if timeout is None else timeout)
+
+    def finish(self, status: str | None = None, timeout: float | None = None) -> FinishReport:
+        """Ship what is left, wait a bounded time, and report where everything is.
+
+        Points the collector has not committed when this returns are kept in a spool file that
+        `aquarium up`, the store or `aquarium sync` picks up.
+        """
+        if self._finished:
+            assert self._report is not None
+            return self._report
+        if status is not None:
+            self.set_status(status)
+        elif self.status not in TERMINAL_STATUSES:
+            self.set_status("completed")
+        self._finished = True
+        report = self._shipper.close(self.settings.finish_timeout if timeout is None else timeout,
+                                     self.settings.commit_wait)
+        self._report = report
+        _live_runs.discard(self)
+        if _current.get() is self:
+            _current.set(None)
+        if report.spooled_files:
+            logger.info("run %s: %d batches not yet committed are kept in %s", self.id,
+                     report.last_seq - report.committed_seq, ", ".join(report.spooled_files))
+        if report.dropped_points:
+            logger.warning("run %s: %d points were dropped (see earlier errors)", self.id, report.dropped_points)
+        return report
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is None:
+            self.finish()
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.finish("interrupted")
+        else:
+            self.finish("failed")
+
+    def __repr__(self) -> str:
+        return f"<Run {self.id} rank={self.rank} name={self.name!r} status={self.status}>"
+
+
+def init(experiment: str | None = None, name: str | None = None, config: Mapping[str, Any] | None = None, *,
+         run_id: str | None = None, rank: int | None = None, world_size: int | None = None,
+         tags: Mapping[str, Any] | Iterable[str] | None = None, **settings: Any) -> Run:
+    """Start (or, with the same run id on another rank, join) a run and make it current.
+
+    Returns at once: connecting to Redis happens in the background, and with Redis unreachable
+    the run spools to disk under the data dir. Extra keyword arguments are AgentSettings fields
+    (``redis_url``, ``mode``, ``data_dir``, ...).
+    """
+    identity = resolve(run_id, rank, world_size)
+    run = Run(identity, AgentSettings.from_env(**settings),
+              name=name or env.RUN_NAME.get() or identity.run_id,
+              experiment=experiment or env.EXPERIMENT.get(), config=config, tags=tags)
+    _install_hooks()
+    _live_runs.add(run)
+    _current.set(run)
+    return run
+
+
+def current_run() -> Run:
+    run = _current.get()
+    if run is None:
+        raise NoActiveRunError()
+    return run
+
+
+def log(metrics: Mapping[str, Any], step: int | None = None) -> None:
+    current_run().log(metrics, step)
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    current_run().log_params(params)
+
+
+def set_status(status: str) -> None:
+    current_run().set_status(status)
+
+
+def set_tags(tags: Mapping[str, Any] | Iterable[str]) -> None:
+    current_run().set_tags(tags)
+
+
+def finish(status: str | None = None) -> FinishReport:
+    return current_run().finish(status)
+
+
+def _install_hooks() -> None:
+    """At the first init: finish open runs at exit, as failed if an exception ended the program."""
+    global _hooks_installed
+    with _hooks_lock:
+        if _hooks_installed:
+            return
+        _hooks_installed = True
+        previous = sys.excepthook
+
+        def excepthook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+            global _crashed
+            _crashed = True
+            previous(kind, value, tb)
+
+        sys.excepthook = excepthook
+        atexit.register(_finish_all_at_exit)
+
+
+def _finish_all_at_exit() -> None:
+    for run in list(_live_runs):
+        try:
+            run.finish("failed" if _crashed else None)
+        except Exception:  # never turn exit into a traceback
+            logger.exception("run %s: finishing at exit failed", run.id)

@@ -1,0 +1,153 @@
+"""The disk spool: an append-only file of packed batches that survives Redis outages and crashes.
+
+Each file belongs to one (run, rank, incarnation). It starts with a magic line and a header
+record; then every record is framed as ``<u32 length><u32 crc32(payload)><payload>``
+(little-endian). A reader stops cleanly at the first torn or corrupt record and reports how many
+bytes it skipped. The writer holds an exclusive ``flock`` while the file is open, so readers
+can tell a finished spool from one still being written.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import msgpack
+
+from .errors import SpoolError
+
+MAGIC = b"AQSPOOL1\n"
+FRAME = struct.Struct("<II")
+SUFFIX = ".spool"
+MAX_RECORD_BYTES = 2 << 20
+
+
+@dataclass(frozen=True)
+class SpoolHeader:
+    run: str
+    rank: int
+    incarnation: str
+    created: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"run": self.run, "rank": self.rank, "inc": self.incarnation, "created": self.created}
+
+
+@dataclass
+class SpoolRead:
+    """What a read found: records in file order, where it stopped, and what it could not read."""
+
+    header: SpoolHeader
+    records: list[bytes] = field(default_factory=list)
+    end_offset: int = 0
+    torn_bytes: int = 0
+
+
+def frame(payload: bytes) -> bytes:
+    return FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+class SpoolWriter:
+    """Appends framed records to one spool file, holding its lock until closed."""
+
+    def __init__(self, path: Path, header: SpoolHeader) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._file: BinaryIO = open(path, "ab")
+        fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if self._file.tell() == 0:
+            self._file.write(MAGIC + frame(msgpack.packb(header.as_dict())))
+        self.header_end = len(MAGIC) + FRAME.size + len(msgpack.packb(header.as_dict()))
+        self.size = self._file.tell()
+
+    def append(self, payload: bytes) -> int:
+        """Buffer one record; returns the file offset just past it."""
+        self._file.write(frame(payload))
+        self.size += FRAME.size + len(payload)
+        return self.size
+
+    def flush(self, fsync: bool = True) -> None:
+        self._file.flush()
+        if fsync:
+            os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self.flush()
+            self._file.close()  # closing releases the flock
+
+
+def read_header(f: BinaryIO, path: Path) -> tuple[SpoolHeader, int]:
+    magic = f.read(len(MAGIC))
+    if magic != MAGIC:
+        raise SpoolError(str(path), "not an Aquarium spool file (bad magic)")
+    head = f.read(FRAME.size)
+    if len(head) < FRAME.size:
+        raise SpoolError(str(path), "truncated header")
+    length, crc = FRAME.unpack(head)
+    payload = f.read(length)
+    if len(payload) != length or zlib.crc32(payload) != crc:
+        raise SpoolError(str(path), "corrupt header")
+    try:
+        raw = msgpack.unpackb(payload)
+        header = SpoolHeader(raw["run"], int(raw["rank"]), raw["inc"], float(raw["created"]))
+    except Exception as e:
+        raise SpoolError(str(path), f"unreadable header ({e})") from e
+    return header, f.tell()
+
+
+def read_spool(path: Path, start: int | None = None, max_bytes: int | None = None) -> SpoolRead:
+    """Read records from ``start`` (default: the first record) until the end, a torn record,
+    or roughly ``max_bytes`` of payload."""
+    with open(path, "rb") as f:
+        header, header_end = read_header(f, path)
+        result = SpoolRead(header, end_offset=start if start is not None else header_end)
+        f.seek(result.end_offset)
+        size = os.fstat(f.fileno()).st_size
+        budget = max_bytes if max_bytes is not None else size
+        while budget > 0:
+            head = f.read(FRAME.size)
+            if not head:
+                break
+            if len(head) < FRAME.size:
+                result.torn_bytes = size - result.end_offset
+                break
+            length, crc = FRAME.unpack(head)
+            payload = f.read(length) if length <= MAX_RECORD_BYTES else b""
+            if len(payload) != length or zlib.crc32(payload) != crc:
+                result.torn_bytes = size - result.end_offset
+                break
+            result.records.append(payload)
+            result.end_offset += FRAME.size + length
+            budget -= length
+        return result
+
+
+def is_locked(path: Path) -> bool:
+    """True while a live agent still holds the file open for writing."""
+    try:
+        with open(path, "rb") as f:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+            return False
+    except FileNotFoundError:
+        return False
+
+
+def segment_path(spool_dir: Path, run: str, rank: int, incarnation: str, segment: int) -> Path:
+    return spool_dir / run / f"{rank}-{incarnation}-{segment:05d}{SUFFIX}"
+
+
+def spool_files(spool_dir: Path) -> list[Path]:
+    """Every spool file under ``spool_dir``, oldest incarnation and segment first."""
+    if not spool_dir.is_dir():
+        return []
+    return sorted(spool_dir.rglob(f"*{SUFFIX}"), key=lambda p: (p.parent.name, p.name))

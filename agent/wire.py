@@ -1,0 +1,169 @@
+"""The wire format: the one place batches are packed and unpacked.
+
+A batch is one msgpack map, at most 1 MiB::
+
+    {"v": 1,                                   # version
+     "id": [run, rank, incarnation, seq],      # the batch id; seq is contiguous per incarnation
+     "m": [[key, steps, values, times], ...],  # metric chunks, one per series in this batch
+     "p": {name: value},                       # parameters (optional)
+     "t": {name: value},                       # tags (optional)
+     "s": [[status, wall_time], ...],          # status changes (optional)
+     "r": {...}}                               # run metadata: name, experiment, host, ... (optional)
+
+Metric chunks are columnar: ``steps`` packed little-endian int64, ``values`` and ``times``
+(wall clock, seconds) packed little-endian float64, all three of the same length, carried as
+msgpack ``bin``. Unknown keys are ignored, so newer agents can add fields within a version.
+"""
+
+from __future__ import annotations
+
+import sys
+from array import array
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from .errors import WireFormatError
+from .identity import RUN_ID_PATTERN
+
+VERSION = 1
+MAX_BATCH_BYTES = 1 << 20
+_BIG_ENDIAN = sys.byteorder == "big"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchId:
+    run: str
+    rank: int
+    incarnation: str
+    seq: int
+
+
+@dataclass(slots=True)
+class MetricChunk:
+    key: str
+    steps: bytes
+    values: bytes
+    times: bytes
+
+    @property
+    def count(self) -> int:
+        return len(self.steps) // 8
+
+
+@dataclass(slots=True)
+class Batch:
+    id: BatchId
+    metrics: list[MetricChunk] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, Any] = field(default_factory=dict)
+    status: list[tuple[str, float]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def point_count(self) -> int:
+        return sum(len(c.steps) for c in self.metrics) // 8
+
+
+def pack_columns(steps: array, values: array, times: array) -> tuple[bytes, bytes, bytes]:
+    """The little-endian bytes of three `array` columns (int64 'q', float64 'd', float64 'd')."""
+    if _BIG_ENDIAN:  # pragma: no cover - exercised only on big-endian hosts
+        steps, values, times = array("q", steps), array("d", values), array("d", times)
+        for column in (steps, values, times):
+            column.byteswap()
+    return steps.tobytes(), values.tobytes(), times.tobytes()
+
+
+def pack_batch(batch: Batch) -> bytes:
+    """Serialise ``batch``; raises WireFormatError if it would exceed MAX_BATCH_BYTES."""
+    body: dict[str, Any] = {
+        "v": VERSION,
+        "id": [batch.id.run, batch.id.rank, batch.id.incarnation, batch.id.seq],
+        "m": [[c.key, c.steps, c.values, c.times] for c in batch.metrics],
+    }
+    if batch.params:
+        body["p"] = batch.params
+    if batch.tags:
+        body["t"] = batch.tags
+    if batch.status:
+        body["s"] = [list(s) for s in batch.status]
+    if batch.meta:
+        body["r"] = batch.meta
+    data: bytes = msgpack.packb(body, use_bin_type=True)
+    if len(data) > MAX_BATCH_BYTES:
+        raise WireFormatError(f"batch of {len(data)} bytes exceeds the {MAX_BATCH_BYTES}-byte limit")
+    return data
+
+
+def unpack_batch(data: bytes) -> Batch:
+    """Parse and validate one batch; raises WireFormatError(reason) for anything malformed."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise WireFormatError(f"expected bytes, got {type(data).__name__}")
+    if len(data) > MAX_BATCH_BYTES:
+        raise WireFormatError(f"batch of {len(data)} bytes exceeds the {MAX_BATCH_BYTES}-byte limit")
+    try:
+        body = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
+    except Exception as e:  # msgpack raises several unrelated types for bad input
+        raise WireFormatError(f"not msgpack ({type(e).__name__}: {e})") from e
+    if not isinstance(body, dict):
+        raise WireFormatError(f"top level is {type(body).__name__}, not a map")
+    version = body.get("v")
+    if version != VERSION:
+        raise WireFormatError(f"unknown wire version {version!r} (this build reads version {VERSION})")
+    return Batch(
+        id=_batch_id(body.get("id")),
+        metrics=[_chunk(c) for c in _list(body.get("m", []), "m")],
+        params=_map(body.get("p", {}), "p"),
+        tags=_map(body.get("t", {}), "t"),
+        status=[_status(s) for s in _list(body.get("s", []), "s")],
+        meta=_map(body.get("r", {}), "r"),
+    )
+
+
+def _batch_id(raw: Any) -> BatchId:
+    if not (isinstance(raw, list) and len(raw) == 4):
+        raise WireFormatError("id must be [run, rank, incarnation, seq]")
+    run, rank, inc, seq = raw
+    if not (isinstance(run, str) and RUN_ID_PATTERN.match(run)):
+        raise WireFormatError(f"bad run id {run!r}")
+    if type(rank) is not int or rank < 0:
+        raise WireFormatError(f"bad rank {rank!r}")
+    if not (isinstance(inc, str) and 0 < len(inc) <= 64 and inc.isprintable()):
+        raise WireFormatError(f"bad incarnation {inc!r}")
+    if type(seq) is not int or seq < 0:
+        raise WireFormatError(f"bad seq {seq!r}")
+    return BatchId(run, rank, inc, seq)
+
+
+def _chunk(raw: Any) -> MetricChunk:
+    if not (isinstance(raw, list) and len(raw) == 4):
+        raise WireFormatError("a metric chunk must be [key, steps, values, times]")
+    key, steps, values, times = raw
+    if not (isinstance(key, str) and 0 < len(key) <= 250 and key.isprintable()):
+        raise WireFormatError(f"bad metric name {str(key)[:80]!r}")
+    if not (isinstance(steps, bytes) and isinstance(values, bytes) and isinstance(times, bytes)):
+        raise WireFormatError(f"metric {key!r}: columns must be bin")
+    n = len(steps)
+    if n == 0 or n % 8 or len(values) != n or len(times) != n:
+        raise WireFormatError(f"metric {key!r}: column lengths {n}/{len(values)}/{len(times)} are not equal multiples of 8")
+    return MetricChunk(key, steps, values, times)
+
+
+def _status(raw: Any) -> tuple[str, float]:
+    if not (isinstance(raw, list) and len(raw) == 2 and isinstance(raw[0], str)
+            and isinstance(raw[1], (int, float))):
+        raise WireFormatError(f"a status change must be [status, time], got {raw!r:.80}")
+    return raw[0], float(raw[1])
+
+
+def _list(raw: Any, name: str) -> list[Any]:
+    if not isinstance(raw, list):
+        raise WireFormatError(f"{name} must be a list, not {type(raw).__name__}")
+    return raw
+
+
+def _map(raw: Any, name: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise WireFormatError(f"{name} must be a map, not {type(raw).__name__}")
+    return raw

@@ -1,0 +1,297 @@
+"""The collector loop: Redis stream -> one SQLite transaction per read -> XACK -> watermarks.
+
+Delivery is at-least-once from Redis; the store's batch-id ledger makes it exactly-once in
+effect. Entries are acknowledged only after their transaction commits. A collector that died
+leaves its entries pending; a sibling reclaims them with XAUTOCLAIM once they have been idle
+``claim_idle`` seconds. Undecodable or unstorable batches go to the dead-letter stream with the
+reason, and the collector keeps going. The stream is trimmed only below what every consumer
+group has acknowledged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialWithJitterBackoff
+
+from aquarium.agent import env
+from aquarium.agent.errors import WireFormatError
+from aquarium.agent.redis_keys import BATCH_FIELD, DEAD_REASON_FIELD, DEAD_SOURCE_FIELD, RedisKeys
+from aquarium.agent.wire import Batch, unpack_batch
+
+from .store import IngestResult, Store
+
+log = logging.getLogger("aquarium.collector.consumer")
+
+WATERMARK_TTL_SECONDS = 7 * 24 * 3600
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+@dataclass(frozen=True)
+class CollectorSettings:
+    redis_url: str = env.REDIS_URL.default
+    data_dir: Path = Path(env.DATA_DIR.default)
+    prefix: str = env.STREAM_PREFIX.default
+    consumer: str = ""
+    read_count: int = 1000
+    block_ms: int = 100
+    claim_idle: float = 10.0
+    maintenance_interval: float = 1.0
+    ingest_spool: bool = True
+
+    @classmethod
+    def from_env(cls, **explicit: Any) -> "CollectorSettings":
+        """Explicit keyword arguments win over AQUARIUM_* variables, which win over defaults."""
+        values = {k: v for k, v in explicit.items() if v is not None}
+        values.setdefault("redis_url", env.REDIS_URL.get())
+        values["data_dir"] = Path(values.get("data_dir") or env.DATA_DIR.get())
+        values.setdefault("prefix", env.STREAM_PREFIX.get())
+        return cls(**values)
+
+    @property
+    def consumer_name(self) -> str:
+        return self.consumer or f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass
+class CollectorStats:
+    reads: int = 0
+    entries: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    points: int = 0
+    claimed: int = 0
+    trimmed: int = 0
+    compacted: int = 0
+    spool_batches: int = 0
+    redis_errors: int = 0
+    last_error: str = ""
+    gaps: dict[tuple[str, int, str], int] = field(default_factory=dict)
+
+
+class Collector:
+    def __init__(self, settings: CollectorSettings | None = None, store: Store | None = None) -> None:
+        self.settings = settings or CollectorSettings.from_env()
+        self.keys = RedisKeys(self.settings.prefix)
+        self.consumer = self.settings.consumer_name
+        self._owns_store = store is None
+        self.store = store or Store(self.settings.data_dir, ingest_spool=False)
+        self.redis = redis.Redis.from_url(self.settings.redis_url, socket_timeout=5.0, socket_connect_timeout=2.0)
+        self.stats = CollectorStats()
+        self._stop = threading.Event()
+        self._backoff = ExponentialWithJitterBackoff(base=0.1, cap=5.0)
+        self._failures = 0
+        self._group_ready = False
+        self._own_pending_done = False
+        self._next_maintenance = 0.0
+
+    # -- running -------------------------------------------------------------------------------
+    def run(self, burst: bool = False) -> CollectorStats:
+        """Consume until stop() (or, with ``burst``, until nothing is left), then return stats."""
+        if self.settings.ingest_spool:
+            self.ingest_spool()
+        while not self._stop.is_set():
+            try:
+                handled = self.step(block=not burst)
+                if burst and handled == 0 and self._claim() == 0:
+                    self._maintenance(force=True)
+                    break
+                self._failures = 0
+            except REDIS_ERRORS as e:
+                self._redis_failed(e)
+                if burst and self._failures > 50:
+                    raise
+            self._maintenance()
+        return self.stats
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        self.redis.close()
+        if self._owns_store:
+            self.store.close()
+
+    def step(self, block: bool = True) -> int:
+        """One read -> commit -> ack cycle; returns how many stream entries it handled."""
+        self._ensure_group()
+        if not self._own_pending_done:
+            # entries this consumer name read before a crash and never acknowledged
+            handled = self.handle(self._read("0", block=False))
+            if handled:
+                return handled
+            self._own_pending_done = True
+        return self.handle(self._read(">", block))
+
+    def _read(self, start_id: str, block: bool) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        try:
+            reply = self.redis.xreadgroup(self.keys.group, self.consumer, {self.keys.stream: start_id},
+                                          count=self.settings.read_count,
+                                          block=self.settings.block_ms if block else None)
+        except redis.ResponseError as e:
+            if "NOGROUP" in str(e):  # Redis restarted empty: the group is gone
+                self._group_ready = False
+                return []
+            raise
+        self.stats.reads += 1
+        return reply[0][1] if reply else []
+
+    def handle(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> int:
+        """Decode, store in one transaction, dead-letter the bad ones, then XACK everything."""
+        if not entries:
+            return 0
+        good: list[tuple[bytes, Batch]] = []
+        dead: list[tuple[bytes, bytes, str]] = []
+        for entry_id, fields in entries:
+            data = fields.get(BATCH_FIELD.encode()) if fields else None
+            if data is None:
+                dead.append((entry_id, b"", f"stream entry has no {BATCH_FIELD!r} field"))
+                continue
+            try:
+                good.append((entry_id, unpack_batch(data)))
+            except WireFormatError as e:
+                dead.append((entry_id, data, e.reason))
+        result = self._store(good, dead, {eid: data for eid, data in _raw(entries)})
+        pipe = self.redis.pipeline(transaction=False)
+        for entry_id, data, reason in dead:
+            log.warning("dead letter %s: %s", entry_id.decode(), reason)
+            pipe.xadd(self.keys.dead_letter, {BATCH_FIELD: data, DEAD_REASON_FIELD: reason,
+                                              DEAD_SOURCE_FIELD: entry_id})
+        pipe.xack(self.keys.stream, self.keys.group, *[eid for eid, _ in entries])
+        self._queue_watermarks(pipe, result)
+        pipe.execute()
+        self.stats.entries += len(entries)
+        self.stats.stored += result.stored
+        self.stats.duplicates += result.duplicates
+        self.stats.points += result.points
+        self.stats.dead_letters += len(dead)
+        self.stats.gaps.update(result.gaps)
+        return len(entries)
+
+    def _store(self, good: list[tuple[bytes, Batch]], dead: list[tuple[bytes, bytes, str]],
+               raw: dict[bytes, bytes]) -> IngestResult:
+        """All good batches in one transaction; if that fails on data, find the culprit(s)."""
+        if not good:
+            return IngestResult()
+        try:
+            return self.store.ingest(b for _, b in good)
+        except (sqlite3.IntegrityError, ValueError, TypeError, OverflowError) as e:
+            log.warning("a read of %d batches failed to store (%s); storing them one by one", len(good), e)
+        result = IngestResult()
+        for entry_id, batch in good:
+            try:
+                result.merge(self.store.ingest([batch]))
+            except (sqlite3.IntegrityError, ValueError, TypeError, OverflowError) as e:
+                dead.append((entry_id, raw.get(entry_id, b""), f"store rejected the batch: {e}"))
+        return result
+
+    def _queue_watermarks(self, pipe: Any, result: IngestResult) -> None:
+        for (run, rank, incarnation), seq in result.watermarks.items():
+            key = self.keys.watermarks(run)
+            pipe.hset(key, RedisKeys.watermark_field(rank, incarnation), seq)
+            pipe.expire(key, WATERMARK_TTL_SECONDS)
+
+    # -- upkeep --------------------------------------------------------------------------------
+    def _ensure_group(self) -> None:
+        if self._group_ready:
+            return
+        try:
+            self.redis.xgroup_create(self.keys.stream, self.keys.group, id="0", mkstream=True)
+            log.info("created consumer group %s on %s", self.keys.group, self.keys.stream)
+        except redis.ResponseError as e:
+            if "BUSYGROUP" not in str(e):
+                raise
+        self._group_ready = True
+
+    def _claim(self) -> int:
+        """Take over entries other collectors read but never acknowledged (they died)."""
+        self._ensure_group()
+        handled, cursor = 0, "0-0"
+        idle_ms = int(self.settings.claim_idle * 1000)
+        while True:
+            reply = self.redis.xautoclaim(self.keys.stream, self.keys.group, self.consumer, idle_ms,
+                                          start_id=cursor, count=self.settings.read_count)
+            cursor, entries = reply[0], reply[1]
+            entries = [(eid, fields) for eid, fields in entries if fields is not None]
+            if entries:
+                log.info("claimed %d pending entries idle for %.0fs+", len(entries), self.settings.claim_idle)
+                self.stats.claimed += len(entries)
+                handled += self.handle(entries)
+            if cursor in (b"0-0", "0-0"):
+                return handled
+
+    def _trim(self) -> None:
+        """XTRIM MINID below the oldest entry any group still needs (pending or undelivered)."""
+        try:
+            groups = self.redis.xinfo_groups(self.keys.stream)
+        except redis.ResponseError:
+            return
+        floor: tuple[int, int] | None = None
+        for group in groups:
+            if group["pending"]:
+                summary = self.redis.xpending(self.keys.stream, group["name"])
+                candidate = _parse_id(summary["min"])
+            else:
+                ms, seq = _parse_id(group["last-delivered-id"])
+                candidate = (ms, seq + 1)
+            floor = candidate if floor is None or candidate < floor else floor
+        if floor is not None and floor > (0, 0):
+            self.stats.trimmed += self.redis.xtrim(self.keys.stream, minid=f"{floor[0]}-{floor[1]}", approximate=False)
+
+    def _maintenance(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now < self._next_maintenance:
+            return
+        self._next_maintenance = now + self.settings.maintenance_interval
+        try:
+            if not force:
+                self._claim()
+            self._trim()
+        except REDIS_ERRORS as e:
+            self._redis_failed(e)
+        self.stats.compacted += self.store.compact()
+        if self.settings.ingest_spool and not force:
+            self.ingest_spool(include_live=False)
+
+    def ingest_spool(self, include_live: bool = True) -> None:
+        """Ingest spool files under the data dir (offline runs, what agents spooled at finish)."""
+        report = self.store.ingest_spool(include_live=include_live)
+        if report.batches:
+            log.info("ingested %d spooled batches (%d new, %d points) from %d files",
+                     report.batches, report.stored, report.points, report.files)
+            self.stats.spool_batches += report.batches
+            try:
+                pipe = self.redis.pipeline(transaction=False)
+                self._queue_watermarks(pipe, report.result)
+                pipe.execute()
+            except REDIS_ERRORS as e:
+                self._redis_failed(e)
+
+    def _redis_failed(self, error: Exception) -> None:
+        self.stats.redis_errors += 1
+        self._failures += 1
+        self._group_ready = False
+        if self.stats.last_error != str(error):
+            log.warning("Redis error (%s: %s); retrying", type(error).__name__, error)
+        self.stats.last_error = str(error)
+        self._stop.wait(self._backoff.compute(self._failures))
+
+
+def _raw(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[tuple[bytes, bytes]]:
+    return [(eid, (fields or {}).get(BATCH_FIELD.encode(), b"")) for eid, fields in entries]
+
+
+def _parse_id(entry_id: bytes | str) -> tuple[int, int]:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)

@@ -1,0 +1,133 @@
+"""The store's schema, created and evolved by sqlite-utils migrations.
+
+Each migration runs inside a transaction together with the record of it having been applied,
+so a crash mid-migration leaves the previous schema intact.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+DB_NAME = "aquarium.db"
+
+migrations = Migrations("aquarium")
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db.executescript("""
+    CREATE TABLE experiments (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        experiment_id INTEGER REFERENCES experiments(id),
+        name TEXT,
+        status TEXT NOT NULL DEFAULT 'running',
+        status_at REAL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        started_at REAL,
+        ended_at REAL,
+        host TEXT,
+        world_size INTEGER,
+        meta TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX runs_experiment ON runs(experiment_id);
+    CREATE TABLE params (
+        run_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,  -- JSON
+        PRIMARY KEY (run_id, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE tags (
+        run_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (run_id, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE status_history (
+        run_id TEXT NOT NULL,
+        rank INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    CREATE INDEX status_history_run ON status_history(run_id, at);
+    -- one row per (run, rank, incarnation): the delivery state the agents' watermark comes from
+    CREATE TABLE incarnations (
+        id INTEGER PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        rank INTEGER NOT NULL,
+        incarnation TEXT NOT NULL,
+        first_seen REAL NOT NULL,
+        committed_seq INTEGER NOT NULL DEFAULT -1,  -- highest seq with every lower seq stored
+        max_seq INTEGER NOT NULL DEFAULT -1,
+        batches INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (run_id, rank, incarnation)
+    );
+    -- the batch-id ledger: written in the same transaction as the batch's rows
+    CREATE TABLE batches (
+        incarnation_id INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        received_at REAL NOT NULL,
+        points INTEGER NOT NULL,
+        PRIMARY KEY (incarnation_id, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE series (
+        id INTEGER PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        rank INTEGER NOT NULL,
+        count INTEGER NOT NULL DEFAULT 0,
+        first_step INTEGER,
+        last_step INTEGER,
+        last_value REAL,
+        last_time REAL,
+        min_value REAL,
+        min_step INTEGER,
+        max_value REAL,
+        max_step INTEGER,
+        chunks INTEGER NOT NULL DEFAULT 0,
+        small_chunks INTEGER NOT NULL DEFAULT 0,
+        ordered INTEGER NOT NULL DEFAULT 1,  -- 1 while chunks arrive in (incarnation, seq) order with rising steps
+        tail_incarnation TEXT NOT NULL DEFAULT '',
+        tail_seq INTEGER NOT NULL DEFAULT -1,
+        UNIQUE (run_id, key, rank)
+    );
+    CREATE TABLE chunks (
+        id INTEGER PRIMARY KEY,
+        series_id INTEGER NOT NULL,
+        incarnation_id INTEGER NOT NULL,
+        seq_first INTEGER NOT NULL,
+        seq_last INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        first_step INTEGER NOT NULL,
+        last_step INTEGER NOT NULL,
+        encoding INTEGER NOT NULL,
+        steps BLOB NOT NULL,
+        vals BLOB NOT NULL,
+        times BLOB NOT NULL
+    );
+    CREATE INDEX chunks_series ON chunks(series_id, incarnation_id, seq_last);
+    """)
+
+
+def connect(path: Path, *, writer: bool) -> sqlite3.Connection:
+    """A connection with the store's pragmas; the writer's commits are durable (FULL), because
+    the collector acknowledges batches to Redis only after commit."""
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA synchronous=FULL" if writer else "PRAGMA query_only=1")
+    conn.execute("PRAGMA cache_size=-65536")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    migrations.apply(sqlite_utils.Database(conn))

@@ -1,0 +1,109 @@
+"""Ingesting spool files straight into the store, through the same batch-id ledger.
+
+This is how offline runs (and what an agent spooled at finish) reach a local store without a
+server. A file still locked by a live agent is ingested but kept; a finished one is deleted
+once its batches are committed. Records that do not belong to the file's (run, rank,
+incarnation) are rejected with the reason and the file is kept, renamed ``*.rejected``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from aquarium.agent.errors import SpoolError, WireFormatError
+from aquarium.agent.spool import is_locked, read_spool, spool_files
+from aquarium.agent.wire import Batch, unpack_batch
+
+from .ingest import IngestResult
+
+log = logging.getLogger("aquarium.collector.store.spool_ingest")
+
+BATCHES_PER_TRANSACTION = 2000
+
+
+@dataclass
+class SpoolIngestReport:
+    files: int = 0
+    batches: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    points: int = 0
+    torn_bytes: int = 0
+    deleted: list[str] = field(default_factory=list)
+    kept_live: list[str] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    result: IngestResult = field(default_factory=IngestResult)
+
+
+def ingest_spool_dir(spool_dir: Path, ingest: Callable[[list[Batch]], IngestResult],
+                     delete: bool = True, include_live: bool = True) -> SpoolIngestReport:
+    report = SpoolIngestReport()
+    for path in spool_files(spool_dir):
+        if include_live or not is_locked(path):
+            ingest_spool_file(path, ingest, report, delete=delete)
+    return report
+
+
+def ingest_spool_file(path: Path, ingest: Callable[[list[Batch]], IngestResult], report: SpoolIngestReport,
+                      delete: bool = True) -> None:
+    live = is_locked(path)
+    try:
+        read = read_spool(path)
+    except (SpoolError, OSError) as e:
+        report.rejected.append((str(path), str(e)))
+        log.warning("spool %s skipped: %s", path, e)
+        return
+    report.files += 1
+    report.torn_bytes += read.torn_bytes
+    if read.torn_bytes and not live:
+        log.warning("spool %s: a torn record of %d bytes at the end was skipped", path, read.torn_bytes)
+    header = read.header
+    rejected = 0
+    pending: list[Batch] = []
+    for record in read.records:
+        try:
+            batch = unpack_batch(record)
+        except WireFormatError as e:
+            rejected += 1
+            report.rejected.append((str(path), e.reason))
+            continue
+        if (batch.id.run, batch.id.rank, batch.id.incarnation) != (header.run, header.rank, header.incarnation):
+            rejected += 1
+            report.rejected.append((str(path), f"batch {batch.id.run}/{batch.id.rank}/{batch.id.incarnation} "
+                                               f"in the spool of {header.run}/{header.rank}/{header.incarnation}"))
+            continue
+        pending.append(batch)
+        if len(pending) >= BATCHES_PER_TRANSACTION:
+            _flush(pending, ingest, report)
+    _flush(pending, ingest, report)
+    if live or not delete:
+        report.kept_live.append(str(path))
+    elif rejected:
+        path.rename(path.with_suffix(path.suffix + ".rejected"))
+        log.warning("spool %s: %d records rejected; kept as %s.rejected", path, rejected, path.name)
+    else:
+        path.unlink(missing_ok=True)
+        report.deleted.append(str(path))
+        _remove_empty_parent(path)
+
+
+def _flush(pending: list[Batch], ingest: Callable[[list[Batch]], IngestResult], report: SpoolIngestReport) -> None:
+    if not pending:
+        return
+    result = ingest(pending)
+    report.batches += len(pending)
+    report.stored += result.stored
+    report.duplicates += result.duplicates
+    report.points += result.points
+    report.result.merge(result)
+    pending.clear()
+
+
+def _remove_empty_parent(path: Path) -> None:
+    try:
+        path.parent.rmdir()
+    except OSError:
+        pass
