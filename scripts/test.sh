@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need on a fresh Debian machine, runs pytest,
+# then proves the wheel installs and imports from another directory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x /usr/bin/redis-server ]; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
+    else
+        sudo apt-get update -qq && sudo apt-get install -y -qq redis-server >/dev/null
+    fi
+fi
+
+python -m pip install -q --upgrade pip >/dev/null
+python -m pip install -q -e ".[test]"
+
+status=0
+python -P -m pytest "$@" || status=$?
+
+bash scripts/check_wheel.sh || status=$?
+exit $status
