@@ -23,7 +23,7 @@ BATCH_BUDGET = MAX_BATCH_BYTES - 64 * 1024
 POINT_BYTES = 24
 CHUNK_OVERHEAD = 32
 
-Columns = dict[str, tuple[array, array, array]]
+Columns = dict[str, tuple["array[int]", "array[float]", "array[float]"]]
 
 
 class PointQueue:
@@ -68,10 +68,10 @@ class PointQueue:
         return _mixed_columns(ids, steps, times, values, key_sets)
 
 
-def _mixed_columns(ids: array, steps: array, times: array, values: array,
+def _mixed_columns(ids: "array[int]", steps: "array[int]", times: "array[float]", values: "array[float]",
                    key_sets: list[tuple[str, ...]]) -> Columns:
     """Columns when entries log different key sets: one slice per run of equal key sets."""
-    parts: dict[str, list[tuple[array, array, array]]] = {}
+    parts: dict[str, list[tuple["array[int]", "array[float]", "array[float]"]]] = {}
     pos = offset = 0
     for key_set_id, run in groupby(ids):
         m = sum(1 for _ in run)

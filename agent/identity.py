@@ -60,7 +60,7 @@ def _int_from_env(*names: str) -> int | None:
         raw = os.environ.get(name)
         if raw not in (None, ""):
             try:
-                return int(raw)  # type: ignore[arg-type]
+                return int(raw)
             except ValueError:
                 continue
     return None

@@ -58,6 +58,9 @@ class Run:
         }
         self._shipper = Shipper(identity, settings, meta)
         queue = self._shipper.points
+        self._queued = queue.key_set_ids
+        # ~64 bytes a queued step (4 values): the shipper drains it every flush_interval
+        self._queue_limit = max(settings.max_memory_bytes // 64, 10_000)
         self._push_values, self._push_step = queue.values.extend, queue.steps.append
         self._push_time, self._push_key_set = queue.times.append, queue.key_set_ids.append
         self._event = self._shipper.events.append
@@ -103,12 +106,24 @@ class Run:
         if key_set is None:
             key_set = self._learn_keys(tuple(metrics))
         self._next_step = step + 1
+        if len(self._queued) >= self._queue_limit:
+            self._overflow(len(metrics))
+            return
         self._push_values(metrics.values())  # values first, key-set id last: see PointQueue
         self._push_step(step)
         self._push_time(_now())
         self._push_key_set(key_set)
 
     log_metrics = log
+
+    def _overflow(self, points: int) -> None:
+        """The shipper fell this far behind (a loop that only logs): count the drop, never block."""
+        stats = self._shipper.stats
+        if not stats.dropped_points:
+            logger.warning("run %s: more than %d steps are waiting to be shipped; dropping new points "
+                           "(counted in run.stats.dropped_points) until the shipper catches up",
+                           self.id, self._queue_limit)
+        stats.dropped_points += points
 
     def _learn_keys(self, keys: tuple[str, ...]) -> int:
         for key in keys:

@@ -34,7 +34,7 @@ def to_float(key: str, value: Any) -> float:
     """Coerce one logged value to float: Python, numpy and torch scalars; raise for anything else."""
     kind = type(value)
     if kind is float:
-        return value
+        return float(value)
     if kind is bool or kind is int:
         return _int_to_float(key, value)
     if value is None:

@@ -66,7 +66,7 @@ class Batch:
         return sum(len(c.steps) for c in self.metrics) // 8
 
 
-def pack_columns(steps: array, values: array, times: array) -> tuple[bytes, bytes, bytes]:
+def pack_columns(steps: "array[int]", values: "array[float]", times: "array[float]") -> tuple[bytes, bytes, bytes]:
     """The little-endian bytes of three `array` columns (int64 'q', float64 'd', float64 'd')."""
     if _BIG_ENDIAN:  # pragma: no cover - exercised only on big-endian hosts
         steps, values, times = array("q", steps), array("d", values), array("d", times)
