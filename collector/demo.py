@@ -1,0 +1,134 @@
+"""`aquarium demo`: a few realistic multi-rank runs, logged through the real agent.
+
+Every rank is a real ``aquarium.agent`` Run (the same run id, ranks 0..n-1), so the demo goes
+the way a training job's points go. With Redis reachable it ships through Redis; if no
+collector is running, it drains the stream itself with a burst collector, so `aquarium ls`
+lists the runs as soon as the demo returns. A collector that is running (`aquarium up`) stores
+them instead, into its own data dir. Without Redis the runs are logged offline into the spool
+under the data dir, and the spool is ingested into the store.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import aquarium.agent as aq
+from aquarium.agent.redis_keys import RedisKeys
+
+from . import doctor
+from .consumer import Collector, CollectorSettings
+
+EXPERIMENT = "demo"
+CONFIGS = [
+    {"optimizer": "adamw", "lr": 3e-4, "batch_size": 64, "weight_decay": 0.05},
+    {"optimizer": "sgd", "lr": 0.1, "batch_size": 128, "momentum": 0.9},
+    {"optimizer": "adamw", "lr": 1e-3, "batch_size": 32, "weight_decay": 0.01},
+    {"optimizer": "lion", "lr": 1e-4, "batch_size": 256, "weight_decay": 0.1},
+]
+
+
+@dataclass
+class DemoResult:
+    run_ids: list[str]
+    online: bool
+    points: int = 0
+    stored_by: str = ""  # "store" (offline ingest), "burst collector", or the running collector's name
+    batches: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def curve(config: dict[str, Any], step: int, steps: int, rank: int, rng: random.Random) -> dict[str, float]:
+    """One training step's metrics: warmup + cosine lr, loss decaying with noise, accuracy rising."""
+    warmup = max(steps // 20, 1)
+    base_lr = float(config["lr"])
+    if step < warmup:
+        lr = base_lr * (step + 1) / warmup
+    else:
+        lr = base_lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(steps - warmup, 1)))
+    speed = 4.0 + 2.0 * math.log10(base_lr / 1e-4)  # larger learning rates converge faster here
+    progress = step / max(steps, 1)
+    floor = 0.25 + 0.05 * (config["batch_size"] / 256)
+    loss = floor + (2.3 - floor) * math.exp(-speed * progress) + rng.gauss(0, 0.04) * (1 + rank * 0.1)
+    accuracy = 0.93 * (1 - math.exp(-speed * 1.2 * progress)) + rng.gauss(0, 0.01)
+    grad_norm = 0.5 + 2.0 * math.exp(-speed * progress) + abs(rng.gauss(0, 0.1))
+    return {"loss": max(loss, 0.01), "accuracy": min(max(accuracy, 0.0), 1.0), "lr": lr, "grad_norm": grad_norm}
+
+
+def run_demo(data_dir: Path, redis_url: str, prefix: str, *, runs: int = 3, ranks: int = 2, steps: int = 2000,
+             seed: int | None = None, say: Callable[[str], None] = lambda _: None) -> DemoResult:
+    unreachable = doctor.probe(redis_url)
+    online = unreachable is None
+    result = DemoResult([], online)
+    if online:
+        say(f"logging {runs} runs x {ranks} ranks x {steps} steps through Redis at {redis_url}")
+    else:
+        say(f"no Redis at {redis_url} ({unreachable}): logging {runs} runs x {ranks} ranks x {steps} steps "
+            f"offline into {data_dir / 'spool'}")
+    rng = random.Random(seed)
+    batch = secrets.token_hex(3)
+    val_every = max(steps // 20, 1)
+    all_committed = True
+    for i in range(runs):
+        config = dict(CONFIGS[i % len(CONFIGS)], epochs=max(steps // 500, 1), seed=i)
+        run_id = f"demo-{batch}-{i}"
+        name = f"{config['optimizer']}-lr{config['lr']:g}-bs{config['batch_size']}"
+        members = [aq.init(experiment=EXPERIMENT, name=name, config=config, run_id=run_id, rank=rank,
+                           world_size=ranks, tags={"demo": "", "model": "resnet18"}, redis_url=redis_url,
+                           prefix=prefix, data_dir=data_dir, spool_dir=data_dir / "spool",
+                           mode="online" if online else "offline")
+                   for rank in range(ranks)]
+        for step in range(steps):
+            for rank, member in enumerate(members):
+                member.log(curve(config, step, steps, rank, rng), step=step)
+                if (step + 1) % val_every == 0:
+                    metrics = curve(config, step, steps, rank, rng)
+                    member.log({"val_loss": metrics["loss"] * 1.08, "val_accuracy": metrics["accuracy"] * 0.97},
+                               step=step)
+        for member in members:
+            report = member.finish("completed")
+            result.points += report.points
+            all_committed &= report.committed_seq == report.last_seq
+        result.run_ids.append(run_id)
+    if not online:
+        _ingest_offline(data_dir, result)
+    elif not all_committed:
+        _drain(data_dir, redis_url, prefix, result)
+    else:
+        result.stored_by = "a running collector"
+    return result
+
+
+def _ingest_offline(data_dir: Path, result: DemoResult) -> None:
+    from .store import Store
+
+    with Store(data_dir, ingest_spool=False) as store:
+        report = store.ingest_spool()
+    result.stored_by, result.batches = "store", report.stored
+
+
+def _drain(data_dir: Path, redis_url: str, prefix: str, result: DemoResult) -> None:
+    """No collector committed the runs: store them, unless a running collector is about to."""
+    keys = RedisKeys(prefix)
+    client = doctor.connect(redis_url)
+    try:
+        active = doctor.active_collectors(client, keys)
+    finally:
+        client.close()
+    if active:
+        result.stored_by = ", ".join(active)
+        result.notes.append(f"collector {result.stored_by} is running and stores the runs into its data dir")
+        return
+    collector = Collector(CollectorSettings.from_env(redis_url=redis_url, data_dir=data_dir, prefix=prefix,
+                                                     consumer="aquarium-demo"))
+    try:
+        stats = collector.run(burst=True)
+    finally:
+        collector.close()
+    result.stored_by, result.batches = "burst collector", stats.stored
+    result.notes.append("no collector was running, so the demo stored the runs itself; "
+                        "run `aquarium up` (or `aquarium collector`) for your own training scripts")

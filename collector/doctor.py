@@ -1,0 +1,188 @@
+"""`aquarium doctor`: is this installation able to move points from agents to the store?
+
+Each check says what it found. A failed check (✗) makes the exit code 1; a warning (!) is
+worth reading but does not: spooled files waiting, or entries no collector has read yet.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from aquarium.agent.redis_keys import RedisKeys
+from aquarium.agent.spool import is_locked, spool_files
+
+MIN_REDIS = (6, 2)  # XAUTOCLAIM, which reclaims a dead collector's entries
+ACTIVE_IDLE_MS = 5000  # a collector blocks in XREADGROUP for 100 ms at a time: idle stays small
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool | None  # None: a warning, shown but not failing
+    detail: str
+
+    @property
+    def mark(self) -> str:
+        return {True: "✓", False: "✗", None: "!"}[self.ok]
+
+
+def connect(url: str, timeout: float = 1.0) -> redis.Redis:
+    """A client that fails fast (no retries): for probing, not for shipping."""
+    return redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout * 2,
+                                retry=Retry(NoBackoff(), 0))
+
+
+def probe(url: str) -> str | None:
+    """None if Redis at ``url`` answers PING, else why not."""
+    try:
+        client = connect(url)
+    except ValueError as e:  # a malformed URL
+        return str(e)
+    try:
+        client.ping()
+        return None
+    except redis.RedisError as e:
+        return f"{type(e).__name__}: {e}"
+    finally:
+        client.close()
+
+
+def active_collectors(client: redis.Redis, keys: RedisKeys) -> list[str]:
+    """Consumers of the collectors' group that read recently: collectors that are running."""
+    try:
+        consumers = client.xinfo_consumers(keys.stream, keys.group)
+    except redis.ResponseError:  # no stream or no group yet
+        return []
+    return [_text(c["name"]) for c in consumers if int(c.get("idle", ACTIVE_IDLE_MS)) < ACTIVE_IDLE_MS]
+
+
+def run_checks(redis_url: str, data_dir: Path, prefix: str) -> list[Check]:
+    return [*redis_checks(redis_url, RedisKeys(prefix)), *data_checks(data_dir)]
+
+
+def redis_checks(url: str, keys: RedisKeys) -> list[Check]:
+    try:
+        client = connect(url)
+    except ValueError as e:
+        return [Check("redis", False, f"{url}: {e}")]
+    try:
+        try:
+            info: dict[str, Any] = client.info()
+        except redis.RedisError as e:
+            return [Check("redis", False, f"cannot reach {url} ({type(e).__name__}: {e}); start one with "
+                                          "`aquarium up` or set AQUARIUM_REDIS_URL / --redis-url")]
+        return [Check("redis", True, f"{url} answers"), _version(info), _eviction(info), _stream(client, keys)]
+    finally:
+        client.close()
+
+
+def _version(info: dict[str, Any]) -> Check:
+    raw = str(info.get("redis_version", "0"))
+    parts = tuple(int(p) for p in raw.split(".")[:2] if p.isdigit())
+    if parts >= MIN_REDIS:
+        return Check("redis version", True, raw)
+    return Check("redis version", False, f"{raw}: 6.2 or newer is needed (XAUTOCLAIM reclaims a dead "
+                                         "collector's batches)")
+
+
+def _eviction(info: dict[str, Any]) -> Check:
+    # INFO works where CONFIG GET is disabled (managed Redis)
+    policy = info.get("maxmemory_policy")
+    if policy is None:
+        return Check("maxmemory-policy", None, "not reported by this server; it must be noeviction")
+    if policy == "noeviction":
+        return Check("maxmemory-policy", True, "noeviction")
+    return Check("maxmemory-policy", False, f"{policy}: Redis may evict batches no collector has stored yet; "
+                                            "set `maxmemory-policy noeviction`")
+
+
+def _stream(client: redis.Redis, keys: RedisKeys) -> Check:
+    try:
+        length = int(client.xlen(keys.stream))
+        dead = int(client.xlen(keys.dead_letter))
+        try:
+            groups = client.xinfo_groups(keys.stream)
+        except redis.ResponseError:
+            groups = []
+    except redis.RedisError as e:
+        return Check("stream", False, f"{keys.stream}: {type(e).__name__}: {e}")
+    group = next((g for g in groups if _text(g["name"]) == keys.group), None)
+    dead_note = f"; {dead} dead letters in {keys.dead_letter}" if dead else ""
+    if group is None:
+        ok = None if length else True
+        return Check("stream", ok, f"{keys.stream}: {length} entries, no collector has connected yet{dead_note}")
+    lag = group.get("lag")
+    active = active_collectors(client, keys)
+    detail = (f"{keys.stream}: {length} entries, {group['pending']} pending"
+              + (f", {lag} unread" if lag is not None else "")
+              + f"; {len(active)} active collector(s) of {group['consumers']}{dead_note}")
+    return Check("stream", None if dead or (length and not active) else True, detail)
+
+
+def data_checks(data_dir: Path) -> list[Check]:
+    writable = _writable(data_dir)
+    checks = [writable]
+    if writable.ok:
+        checks.append(_store(data_dir))
+    checks.append(_spool(data_dir / "spool"))
+    return checks
+
+
+def _writable(data_dir: Path) -> Check:
+    if data_dir.exists():
+        if not data_dir.is_dir():
+            return Check("data dir", False, f"{data_dir} is not a directory")
+        try:
+            with tempfile.TemporaryFile(dir=data_dir):
+                pass
+        except OSError as e:
+            return Check("data dir", False, f"{data_dir} is not writable ({e})")
+        return Check("data dir", True, f"{data_dir.resolve()} is writable")
+    parent = next((p for p in data_dir.resolve().parents if p.exists()), Path("/"))
+    if os.access(parent, os.W_OK | os.X_OK):
+        return Check("data dir", True, f"{data_dir.resolve()} will be created")
+    return Check("data dir", False, f"{data_dir.resolve()} cannot be created: {parent} is not writable")
+
+
+def _store(data_dir: Path) -> Check:
+    """Open (creating and migrating) the store; a data dir not created yet is tried in a temp dir."""
+    from .store import Store
+
+    db = data_dir / "aquarium.db"
+    try:
+        if data_dir.exists():
+            with Store(data_dir, ingest_spool=False) as store:
+                runs = len(store.list_runs())
+            return Check("store", True, f"{db} opens and is migrated; {runs} runs")
+        with tempfile.TemporaryDirectory() as tmp, Store(tmp, ingest_spool=False):
+            pass
+        return Check("store", True, f"{db} does not exist yet; a new store opens and migrates")
+    except Exception as e:  # any failure to open or migrate is what this check reports
+        return Check("store", False, f"{db} does not open: {type(e).__name__}: {e}")
+
+
+def _spool(spool_dir: Path) -> Check:
+    files = spool_files(spool_dir)
+    if not files:
+        return Check("spool", True, f"{spool_dir}: nothing waiting")
+    live = sum(1 for f in files if is_locked(f))
+    waiting = len(files) - live
+    size = sum(f.stat().st_size for f in files if f.exists())
+    detail = f"{spool_dir}: {len(files)} files ({size / 1024:.0f} KiB)"
+    if live:
+        detail += f", {live} still written by running agents"
+    if waiting:
+        detail += f"; {waiting} waiting: `aquarium sync` or `aquarium up` ingests them"
+    return Check("spool", None if waiting else True, detail)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
