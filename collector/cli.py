@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
@@ -30,10 +29,8 @@ except ModuleNotFoundError as _missing:  # the agent installs without the server
 import redis
 
 from aquarium.agent import env
-from aquarium.agent.errors import AquariumError, SpoolError, WireFormatError
-from aquarium.agent.redis_keys import BATCH_FIELD, RedisKeys
-from aquarium.agent.spool import is_locked, read_spool, spool_files
-from aquarium.agent.wire import unpack_batch
+from aquarium.agent.errors import AquariumError
+from aquarium.agent.redis_keys import RedisKeys
 
 from . import doctor
 from .redis_server import RedisServerError
@@ -46,7 +43,6 @@ SERVER_MODULES = {"aiohttp", "sqlite_utils", "rq", "click", "rich", "numpy", "bl
 PIP_LINE = "pip install 'aquarium-tracker[server]'"
 STATUS_STYLES = {"completed": "green", "running": "yellow", "failed": "red", "crashed": "red", "killed": "red",
                  "interrupted": "magenta"}
-XADD_PIPELINE = 500
 
 
 class AquariumGroup(click.Group):
@@ -336,7 +332,18 @@ def sync(spool_dir: Path | None, redis_url: str, prefix: str, data_dir: Path, lo
         failed = bool(report.rejected)
         where = f"into {data_dir}"
     else:
-        rows, problems, failed = _sync_through_redis(spool_dir, redis_url, RedisKeys(prefix), wait)
+        from .sync import sync_through_redis
+
+        client = redis.Redis.from_url(redis_url, socket_timeout=10.0)
+        try:
+            sync = sync_through_redis(spool_dir, client, RedisKeys(prefix), wait)
+        finally:
+            client.close()
+        rows = {"files": sync.files, "batches sent": sync.sent, "committed files deleted": sync.deleted,
+                "files kept": sync.kept, "rejected": sync.rejected, "torn bytes": sync.torn_bytes,
+                "skipped (agent still writing)": sync.skipped_live}
+        problems = [escape(p) for p in sync.problems]
+        failed = sync.failed
         where = f"to {redis_url}"
     console = _console()
     console.print(f"synced {escape(str(spool_dir))} {escape(where)}")
@@ -348,84 +355,6 @@ def sync(spool_dir: Path | None, redis_url: str, prefix: str, data_dir: Path, lo
         console.print(f"[red]✗[/red] {problem}")
     if failed:
         raise SystemExit(1)
-
-
-def _sync_through_redis(spool_dir: Path, url: str, keys: RedisKeys, wait: float) -> tuple[dict[str, Any], list[str], bool]:
-    """XADD every valid record; delete each file once the watermark of its incarnation covers it."""
-    rows = {"files": 0, "batches sent": 0, "committed files deleted": 0, "files kept": 0, "rejected": 0,
-            "torn bytes": 0, "skipped (agent still writing)": 0}
-    problems: list[str] = []
-    sent: list[tuple[Path, str, str, int, int]] = []  # path, run, watermark field, max seq, rejected
-    client = redis.Redis.from_url(url, socket_timeout=10.0)
-    try:
-        for path in spool_files(spool_dir):
-            if is_locked(path):
-                rows["skipped (agent still writing)"] += 1
-                continue
-            try:
-                read = read_spool(path)
-            except (SpoolError, OSError) as e:
-                rows["rejected"] += 1
-                problems.append(escape(str(e)))
-                continue
-            head = read.header
-            rows["files"] += 1
-            rows["torn bytes"] += read.torn_bytes
-            good, max_seq, rejected = [], -1, 0
-            for record in read.records:
-                try:
-                    batch_id = unpack_batch(record).id
-                except WireFormatError as e:
-                    rejected += 1
-                    problems.append(f"{escape(str(path))}: {escape(e.reason)}")
-                    continue
-                if (batch_id.run, batch_id.rank, batch_id.incarnation) != (head.run, head.rank, head.incarnation):
-                    rejected += 1
-                    problems.append(f"{escape(str(path))}: a batch of {escape(batch_id.run)} rank {batch_id.rank} "
-                                    f"in the spool of {escape(head.run)} rank {head.rank}")
-                    continue
-                good.append(record)
-                max_seq = max(max_seq, batch_id.seq)
-            for start in range(0, len(good), XADD_PIPELINE):
-                pipe = client.pipeline(transaction=False)
-                for record in good[start:start + XADD_PIPELINE]:
-                    pipe.xadd(keys.stream, {BATCH_FIELD: record})
-                pipe.execute()
-            rows["batches sent"] += len(good)
-            rows["rejected"] += rejected
-            sent.append((path, head.run, RedisKeys.watermark_field(head.rank, head.incarnation), max_seq, rejected))
-        waiting = list(sent) if wait > 0 else []
-        deadline = time.monotonic() + wait
-        while waiting:
-            for item in list(waiting):
-                path, run, field, max_seq, rejected = item
-                mark = client.hget(keys.watermarks(run), field)
-                if max_seq < 0 or (mark is not None and int(mark) >= max_seq):
-                    waiting.remove(item)
-                    _retire(path, rejected)
-                    rows["committed files deleted"] += not rejected
-            if not waiting or time.monotonic() >= deadline:
-                break
-            time.sleep(0.1)
-    finally:
-        client.close()
-    rows["files kept"] = len(waiting) if wait > 0 else len(sent)
-    if waiting:
-        problems.append(f"{len(waiting)} files were not committed within {wait:g}s and are kept: is a collector "
-                        "running (`aquarium up` / `aquarium collector`)? Sending them again is harmless.")
-    return rows, problems, bool(rows["rejected"] or waiting)
-
-
-def _retire(path: Path, rejected: int) -> None:
-    """A committed file goes; one with rejected records stays as *.rejected for inspection."""
-    if rejected:
-        path.rename(path.with_suffix(path.suffix + ".rejected"))
-    else:
-        path.unlink(missing_ok=True)
-    try:
-        path.parent.rmdir()
-    except OSError:
-        pass
 
 
 # -- demo and health -----------------------------------------------------------------------------
@@ -450,7 +379,7 @@ def demo(redis_url: str, prefix: str, data_dir: Path, runs: int, ranks: int, ste
     for note in result.notes:
         _say(note)
     _say(f"logged {len(result.run_ids)} runs x {ranks} ranks ({result.points:,} points): {', '.join(result.run_ids)}")
-    _say(f"stored by {result.stored_by}; see them with `aquarium ls` and `aquarium show {result.run_ids[0]}`")
+    _say(f"stored by the {result.stored_by}; see them with `aquarium ls` and `aquarium show {result.run_ids[0]}`")
 
 
 @cli.command("doctor")

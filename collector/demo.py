@@ -108,7 +108,7 @@ def _ingest_offline(data_dir: Path, result: DemoResult) -> None:
 
     with Store(data_dir, ingest_spool=False) as store:
         report = store.ingest_spool()
-    result.stored_by, result.batches = "store", report.stored
+    result.stored_by, result.batches = "local store", report.stored
 
 
 def _drain(data_dir: Path, redis_url: str, prefix: str, result: DemoResult) -> None:

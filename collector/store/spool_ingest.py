@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from aquarium.agent.errors import SpoolError, WireFormatError
-from aquarium.agent.spool import is_locked, read_spool, spool_files
+from aquarium.agent.spool import SpoolHeader, is_locked, read_spool, spool_files
 from aquarium.agent.wire import Batch, unpack_batch
 
 from .ingest import IngestResult
@@ -47,47 +47,75 @@ def ingest_spool_dir(spool_dir: Path, ingest: Callable[[list[Batch]], IngestResu
     return report
 
 
+@dataclass
+class ValidRecords:
+    """A spool file's records that belong to it, as raw bytes and decoded batches."""
+
+    header: SpoolHeader
+    records: list[bytes] = field(default_factory=list)
+    batches: list[Batch] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    torn_bytes: int = 0
+
+
+def read_valid(path: Path) -> ValidRecords:
+    """Read a spool file, keeping the records that decode and carry the file's own batch ids.
+
+    Raises SpoolError (or OSError) when the file is not a readable spool at all.
+    """
+    read = read_spool(path)
+    header = read.header
+    valid = ValidRecords(header, torn_bytes=read.torn_bytes)
+    for record in read.records:
+        try:
+            batch = unpack_batch(record)
+        except WireFormatError as e:
+            valid.rejected.append(e.reason)
+            continue
+        if (batch.id.run, batch.id.rank, batch.id.incarnation) != (header.run, header.rank, header.incarnation):
+            valid.rejected.append(f"batch {batch.id.run}/{batch.id.rank}/{batch.id.incarnation} "
+                                  f"in the spool of {header.run}/{header.rank}/{header.incarnation}")
+            continue
+        valid.records.append(record)
+        valid.batches.append(batch)
+    return valid
+
+
+def retire(path: Path, rejected: bool) -> None:
+    """A committed file goes; one with rejected records stays as ``*.rejected`` for inspection."""
+    if rejected:
+        path.rename(path.with_suffix(path.suffix + ".rejected"))
+        log.warning("spool %s had rejected records; kept as %s.rejected", path, path.name)
+    else:
+        path.unlink(missing_ok=True)
+    try:
+        path.parent.rmdir()
+    except OSError:
+        pass
+
+
 def ingest_spool_file(path: Path, ingest: Callable[[list[Batch]], IngestResult], report: SpoolIngestReport,
                       delete: bool = True) -> None:
     live = is_locked(path)
     try:
-        read = read_spool(path)
+        valid = read_valid(path)
     except (SpoolError, OSError) as e:
         report.rejected.append((str(path), str(e)))
         log.warning("spool %s skipped: %s", path, e)
         return
     report.files += 1
-    report.torn_bytes += read.torn_bytes
-    if read.torn_bytes and not live:
-        log.warning("spool %s: a torn record of %d bytes at the end was skipped", path, read.torn_bytes)
-    header = read.header
-    rejected = 0
-    pending: list[Batch] = []
-    for record in read.records:
-        try:
-            batch = unpack_batch(record)
-        except WireFormatError as e:
-            rejected += 1
-            report.rejected.append((str(path), e.reason))
-            continue
-        if (batch.id.run, batch.id.rank, batch.id.incarnation) != (header.run, header.rank, header.incarnation):
-            rejected += 1
-            report.rejected.append((str(path), f"batch {batch.id.run}/{batch.id.rank}/{batch.id.incarnation} "
-                                               f"in the spool of {header.run}/{header.rank}/{header.incarnation}"))
-            continue
-        pending.append(batch)
-        if len(pending) >= BATCHES_PER_TRANSACTION:
-            _flush(pending, ingest, report)
-    _flush(pending, ingest, report)
+    report.torn_bytes += valid.torn_bytes
+    if valid.torn_bytes and not live:
+        log.warning("spool %s: a torn record of %d bytes at the end was skipped", path, valid.torn_bytes)
+    report.rejected.extend((str(path), reason) for reason in valid.rejected)
+    for start in range(0, len(valid.batches), BATCHES_PER_TRANSACTION):
+        _flush(valid.batches[start: start + BATCHES_PER_TRANSACTION], ingest, report)
     if live or not delete:
         report.kept_live.append(str(path))
-    elif rejected:
-        path.rename(path.with_suffix(path.suffix + ".rejected"))
-        log.warning("spool %s: %d records rejected; kept as %s.rejected", path, rejected, path.name)
-    else:
-        path.unlink(missing_ok=True)
+        return
+    retire(path, bool(valid.rejected))
+    if not valid.rejected:
         report.deleted.append(str(path))
-        _remove_empty_parent(path)
 
 
 def _flush(pending: list[Batch], ingest: Callable[[list[Batch]], IngestResult], report: SpoolIngestReport) -> None:
@@ -99,11 +127,3 @@ def _flush(pending: list[Batch], ingest: Callable[[list[Batch]], IngestResult], 
     report.duplicates += result.duplicates
     report.points += result.points
     report.result.merge(result)
-    pending.clear()
-
-
-def _remove_empty_parent(path: Path) -> None:
-    try:
-        path.parent.rmdir()
-    except OSError:
-        pass
