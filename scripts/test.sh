@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The test command: installs what the tests need on a fresh Debian machine, runs pytest,
-# then proves the wheel installs and imports from another directory.
+# The test command: installs what the tests need on a fresh Debian machine, proves the wheel
+# installs and imports from another directory, then runs pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,8 +15,6 @@ fi
 python -m pip install -q --upgrade pip >/dev/null
 python -m pip install -q -e ".[test]"
 
-status=0
-python -P -m pytest "$@" || status=$?
-
-bash scripts/check_wheel.sh || status=$?
-exit $status
+# The wheel first, so pytest's summary is the last thing printed.
+bash scripts/check_wheel.sh
+python -P -m pytest "$@"
