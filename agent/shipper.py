@@ -158,6 +158,8 @@ class Shipper:
             closing = self._closing
             with self._flushed:
                 requested = self._flush_requests
+            if closing:  # the last chance to ship: try Redis now, not when the backoff says
+                self._retry_at = 0.0
             try:
                 self._cycle()
                 while self._replay_pending() and (closing or requested > self._flushed_count):
@@ -284,8 +286,10 @@ class Shipper:
         self._failures = 0
 
     def _poll_watermark(self) -> None:
+        """Also checks the server's run_id: an idle or finishing run must notice a restart too."""
         assert self._client is not None
         try:
+            self._check_server(self._client)
             raw = self._client.hget(self._wm_key, self._wm_field)
         except REDIS_ERRORS as e:
             self._failed("watermark", e)
@@ -296,9 +300,9 @@ class Shipper:
             self._confirm(int(raw))
 
     def _confirm(self, seq: int) -> None:
-        if seq <= self.stats.committed_seq:
-            return
-        self.stats.committed_seq = seq
+        """Forget what the watermark covers; a segment replayed after its batches were already
+        committed (a resend the collector had) is dropped although the watermark did not move."""
+        seq = self.stats.committed_seq = max(seq, self.stats.committed_seq)
         while self._unconfirmed and next(iter(self._unconfirmed)) <= seq:
             _, data = self._unconfirmed.popitem(last=False)
             self._unconfirmed_bytes -= len(data)
@@ -329,16 +333,17 @@ class Shipper:
         try:
             segment = self._open_segment(seq)
             assert segment.writer is not None
+            all_sent = not segment.unsent
             segment.size = segment.writer.append(data)
         except OSError as e:
             self.stats.dropped_points += points
             log.error("run %s: could not spool batch %d (%s); %d points dropped", self._ident.run_id, seq, e, points)
             return
         segment.max_seq = max(segment.max_seq, seq)
-        if sent:
-            segment.sent_offset = segment.size
-        else:
+        if not sent:
             self.stats.batches_spooled += 1
+        elif all_sent:  # else it is replayed with the unsent records before it: a harmless repeat
+            segment.sent_offset = segment.size
 
     def _open_segment(self, seq: int) -> Segment:
         if self._segments:
@@ -380,18 +385,29 @@ class Shipper:
         segment = next(s for s in self._segments if s.unsent)
         if segment.writer is not None:
             segment.writer.flush(fsync=False)
-        chunk = read_spool(segment.path, start=segment.sent_offset, max_bytes=REPLAY_CHUNK_BYTES)
+        try:
+            chunk = read_spool(segment.path, start=segment.sent_offset, max_bytes=REPLAY_CHUNK_BYTES)
+        except FileNotFoundError:
+            # A closed segment was ingested (and deleted) by a collector: it reached the store.
+            log.info("run %s: spool %s was ingested by a collector", self._ident.run_id, segment.path)
+            self._drop_segment(segment)
+            return True
         pipe = self._client.pipeline(transaction=False)
         for record in chunk.records:
             pipe.xadd(self._keys.stream, {BATCH_FIELD: record})
         try:
             pipe.execute()
-            self._check_server(self._client)
         except REDIS_ERRORS as e:
             self._failed("replay", e)
             return False
         segment.sent_offset = chunk.end_offset if chunk.records else segment.size
         self.stats.batches_replayed += len(chunk.records)
+        try:
+            # After moving the offset: a restart found here resets it, and everything is resent.
+            self._check_server(self._client)
+        except REDIS_ERRORS as e:
+            self._failed("replay", e)
+            return False
         return True
 
     def _move_unconfirmed_to_spool(self, resend: bool = True) -> None:
@@ -422,10 +438,28 @@ class Shipper:
             pass
         self._segments.remove(segment)
 
+    def _collector_expected(self) -> bool:
+        """A collector committed for this run, or created its consumer group on the stream.
+
+        A run shorter than one flush interval never saw a watermark; the group tells it that a
+        collector is there to wait for (bounded by ``commit_wait``). Checks the server first, so
+        batches a restarted Redis lost are resent before the wait.
+        """
+        if self._client is None:
+            return self._collector_seen
+        try:
+            self._check_server(self._client, force=True)  # a restart not noticed yet: resend now
+            return self._collector_seen or bool(self._client.xinfo_groups(self._keys.stream))
+        except redis.ResponseError:  # no stream: nobody ever read it
+            return False
+        except REDIS_ERRORS as e:
+            self._failed("watermark", e)
+            return False
+
     def _shutdown(self) -> None:
         """Wait briefly for a live collector's commit, then make the rest durable in the spool."""
         wait = getattr(self, "_commit_wait", 0.0)
-        if self._settings.mode == "online" and self._collector_seen and wait > 0:
+        if self._settings.mode == "online" and wait > 0 and self._collector_expected():
             deadline = time.monotonic() + wait
             while (self._unconfirmed or self._segments) and time.monotonic() < deadline:
                 if self._replay_pending():

@@ -2,9 +2,11 @@
 
 Each file belongs to one (run, rank, incarnation). It starts with a magic line and a header
 record; then every record is framed as ``<u32 length><u32 crc32(payload)><payload>``
-(little-endian). A reader stops cleanly at the first torn or corrupt record and reports how many
-bytes it skipped. The writer holds an exclusive ``flock`` while the file is open, so readers
-can tell a finished spool from one still being written.
+(little-endian). A reader skips a record whose CRC does not match (it is whole, so the next
+one starts right after it), stops cleanly at a torn tail or at a length no writer writes (the
+framing is lost from there), and reports how many bytes it skipped. The writer holds an
+exclusive ``flock`` while the file is open, so readers can tell a finished spool from one still
+being written.
 """
 
 from __future__ import annotations
@@ -103,7 +105,7 @@ def read_header(f: BinaryIO, path: Path) -> tuple[SpoolHeader, int]:
 
 def read_spool(path: Path, start: int | None = None, max_bytes: int | None = None) -> SpoolRead:
     """Read records from ``start`` (default: the first record) until the end, a torn record,
-    or roughly ``max_bytes`` of payload."""
+    or roughly ``max_bytes`` of payload; corrupt records are skipped and counted in torn_bytes."""
     with open(path, "rb") as f:
         header, header_end = read_header(f, path)
         result = SpoolRead(header, end_offset=start if start is not None else header_end)
@@ -115,15 +117,19 @@ def read_spool(path: Path, start: int | None = None, max_bytes: int | None = Non
             if not head:
                 break
             if len(head) < FRAME.size:
-                result.torn_bytes = size - result.end_offset
+                result.torn_bytes += size - result.end_offset
                 break
             length, crc = FRAME.unpack(head)
-            payload = f.read(length) if length <= MAX_RECORD_BYTES else b""
-            if len(payload) != length or zlib.crc32(payload) != crc:
-                result.torn_bytes = size - result.end_offset
+            # The writer never writes an empty record: zeros here are a crash's unwritten blocks.
+            payload = f.read(length) if 0 < length <= MAX_RECORD_BYTES else b""
+            if len(payload) != length or not payload:
+                result.torn_bytes += size - result.end_offset
                 break
-            result.records.append(payload)
             result.end_offset += FRAME.size + length
+            if zlib.crc32(payload) != crc:
+                result.torn_bytes += FRAME.size + length
+                continue
+            result.records.append(payload)
             budget -= length
         return result
 

@@ -134,15 +134,19 @@ class Collector:
         return self.handle(self._read(">", block))
 
     def _read(self, start_id: str, block: bool) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        def read() -> Any:
+            return self.redis.xreadgroup(self.keys.group, self.consumer, {self.keys.stream: start_id},
+                                         count=self.settings.read_count,
+                                         block=self.settings.block_ms if block else None)
         try:
-            reply = self.redis.xreadgroup(self.keys.group, self.consumer, {self.keys.stream: start_id},
-                                          count=self.settings.read_count,
-                                          block=self.settings.block_ms if block else None)
+            reply = read()
         except redis.ResponseError as e:
-            if "NOGROUP" in str(e):  # Redis restarted empty: the group is gone
-                self._group_ready = False
-                return []
-            raise
+            if not _group_lost(e):
+                raise
+            # Read again at once from the new group: a burst run must not stop before reading
+            # what agents resent to a Redis that came back empty.
+            self._recreate_group(e)
+            reply = read()
         self.stats.reads += 1
         return reply[0][1] if reply else []
 
@@ -202,6 +206,12 @@ class Collector:
             pipe.expire(key, WATERMARK_TTL_SECONDS)
 
     # -- upkeep --------------------------------------------------------------------------------
+    def _recreate_group(self, error: redis.ResponseError) -> None:
+        log.warning("consumer group %s is gone (%s); Redis restarted empty or the stream was deleted: "
+                    "recreating it", self.keys.group, error)
+        self._group_ready = False
+        self._ensure_group()
+
     def _ensure_group(self) -> None:
         if self._group_ready:
             return
@@ -219,8 +229,14 @@ class Collector:
         handled, cursor = 0, "0-0"
         idle_ms = int(self.settings.claim_idle * 1000)
         while True:
-            reply = self.redis.xautoclaim(self.keys.stream, self.keys.group, self.consumer, idle_ms,
-                                          start_id=cursor, count=self.settings.read_count)
+            try:
+                reply = self.redis.xautoclaim(self.keys.stream, self.keys.group, self.consumer, idle_ms,
+                                              start_id=cursor, count=self.settings.read_count)
+            except redis.ResponseError as e:
+                if not _group_lost(e):
+                    raise
+                self._recreate_group(e)  # a new group has nothing pending to claim
+                return handled
             cursor, entries = reply[0], reply[1]
             entries = [(eid, fields) for eid, fields in entries if fields is not None]
             if entries:
@@ -285,6 +301,11 @@ class Collector:
             log.warning("Redis error (%s: %s); retrying", type(error).__name__, error)
         self.stats.last_error = str(error)
         self._stop.wait(self._backoff.compute(self._failures))
+
+
+def _group_lost(error: redis.ResponseError) -> bool:
+    """NOGROUP: the group is gone; UNBLOCKED: the stream was deleted under a blocked read."""
+    return str(error).startswith(("NOGROUP", "UNBLOCKED"))
 
 
 def _raw(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[tuple[bytes, bytes]]:
