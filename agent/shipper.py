@@ -30,7 +30,7 @@ from .identity import Identity
 from .redis_keys import BATCH_FIELD, RedisKeys
 from .settings import AgentSettings
 from .spool import SpoolHeader, SpoolWriter, read_spool, segment_path
-from .wire import Batch, pack_batch
+from .wire import pack_batch
 
 log = logging.getLogger("aquarium.agent.shipper")
 
@@ -97,7 +97,7 @@ class Shipper:
         self._wm_field = RedisKeys.watermark_field(ident.rank, ident.incarnation)
         self._meta: dict[str, Any] | None = meta
         self._seq = 0
-        self._unconfirmed: OrderedDict[int, bytes] = OrderedDict()
+        self._unconfirmed: OrderedDict[int, tuple[bytes, int]] = OrderedDict()  # seq -> (batch, points)
         self._unconfirmed_bytes = 0
         self._segments: list[Segment] = []
         self._client: redis.Redis | None = None
@@ -279,8 +279,8 @@ class Shipper:
             for seq, data, points in batches:
                 self._spool_raw(seq, data, points)
             return
-        for seq, data, _ in batches:
-            self._unconfirmed[seq] = data
+        for seq, data, points in batches:
+            self._unconfirmed[seq] = (data, points)
             self._unconfirmed_bytes += len(data)
         self.stats.batches_sent += len(batches)
         self._failures = 0
@@ -304,7 +304,7 @@ class Shipper:
         committed (a resend the collector had) is dropped although the watermark did not move."""
         seq = self.stats.committed_seq = max(seq, self.stats.committed_seq)
         while self._unconfirmed and next(iter(self._unconfirmed)) <= seq:
-            _, data = self._unconfirmed.popitem(last=False)
+            _, (data, _) = self._unconfirmed.popitem(last=False)
             self._unconfirmed_bytes -= len(data)
         for segment in [s for s in self._segments if s.max_seq <= seq and not s.unsent]:
             self._drop_segment(segment)
@@ -412,8 +412,8 @@ class Shipper:
 
     def _move_unconfirmed_to_spool(self, resend: bool = True) -> None:
         """Keep unconfirmed batches on disk, in seq order after what the spool already holds."""
-        for seq, data in list(self._unconfirmed.items()):
-            self._spool_raw(seq, data, 0, sent=not resend)
+        for seq, (data, points) in list(self._unconfirmed.items()):
+            self._spool_raw(seq, data, points, sent=not resend)
             self.stats.batches_resent += resend
         self._unconfirmed.clear()
         self._unconfirmed_bytes = 0
@@ -425,9 +425,9 @@ class Shipper:
 
     def _spill_over_bound(self) -> None:
         while self._unconfirmed and self._unconfirmed_bytes > self._settings.max_memory_bytes:
-            seq, data = self._unconfirmed.popitem(last=False)
+            seq, (data, points) = self._unconfirmed.popitem(last=False)
             self._unconfirmed_bytes -= len(data)
-            self._spool_raw(seq, data, 0, sent=True)
+            self._spool_raw(seq, data, points, sent=True)
 
     def _drop_segment(self, segment: Segment) -> None:
         if segment.writer is not None:

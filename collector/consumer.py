@@ -33,6 +33,7 @@ from .store import IngestResult, Store
 log = logging.getLogger("aquarium.collector.consumer")
 
 WATERMARK_TTL_SECONDS = 7 * 24 * 3600
+DEAD_LETTER_MAXLEN = 100_000  # diagnostics, not data: the oldest dead letters go first
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
@@ -170,7 +171,8 @@ class Collector:
         for entry_id, data, reason in dead:
             log.warning("dead letter %s: %s", entry_id.decode(), reason)
             pipe.xadd(self.keys.dead_letter, {BATCH_FIELD: data, DEAD_REASON_FIELD: reason,
-                                              DEAD_SOURCE_FIELD: entry_id})
+                                              DEAD_SOURCE_FIELD: entry_id},
+                      maxlen=DEAD_LETTER_MAXLEN, approximate=True)
         pipe.xack(self.keys.stream, self.keys.group, *[eid for eid, _ in entries])
         self._queue_watermarks(pipe, result)
         pipe.execute()
@@ -297,6 +299,7 @@ class Collector:
         self.stats.redis_errors += 1
         self._failures += 1
         self._group_ready = False
+        self._own_pending_done = False  # a failure between commit and XACK left entries with us
         if self.stats.last_error != str(error):
             log.warning("Redis error (%s: %s); retrying", type(error).__name__, error)
         self.stats.last_error = str(error)

@@ -18,7 +18,7 @@ from aquarium.agent.redis_keys import RedisKeys
 from aquarium.agent.wire import MAX_BATCH_BYTES, pack_batch
 from aquarium.collector import Collector, Store
 
-from test_delivery import (KEYS, CollectorThread, Ledger, burst, collector_settings, make_batch, pending, value_of,
+from ledger import (KEYS, CollectorThread, Ledger, burst, collector_settings, make_batch, pending, value_of,
                            wait_until)
 
 

@@ -24,7 +24,7 @@ from aquarium.agent.wire import pack_batch
 from aquarium.collector import Collector, Store
 from aquarium.collector.redis_server import RedisServer
 
-from test_delivery import (KEYS, WAIT, CollectorThread, Ledger, collector_settings, finish_started_runs, make_batch,
+from ledger import (KEYS, WAIT, CollectorThread, Ledger, collector_settings, finish_started_runs, make_batch,
                            pending, start_run, value_of, wait_until)
 
 

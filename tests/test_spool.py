@@ -17,7 +17,7 @@ from aquarium.agent.spool import FRAME, SpoolHeader, SpoolWriter, read_spool, se
 from aquarium.agent.wire import Batch, pack_batch
 from aquarium.collector import Store
 
-from test_delivery import Ledger, make_batch
+from ledger import Ledger, make_batch
 
 
 def batches(run_id: str, seqs: range, inc: str = "inc-a") -> list[Batch]:
@@ -153,3 +153,20 @@ def test_a_spool_still_written_is_ingested_but_kept(data_dir: Path) -> None:
     finally:
         writer.close()
     assert not path.exists()
+
+
+def test_a_full_disk_drops_points_counted_and_reported(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from aquarium.agent import spool as spool_module
+
+    def disk_full(self: object, payload: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    run = aq.init(experiment="disk", mode="offline", data_dir=data_dir)
+    monkeypatch.setattr(spool_module.SpoolWriter, "append", disk_full)
+    for step in range(500):
+        run.log({"a": 1.0, "b": 2.0}, step=step)
+    report = run.finish()
+    assert report.points == 1000 and report.dropped_points == 1000
+    assert run.stats.dropped_points == 1000

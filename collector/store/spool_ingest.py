@@ -106,7 +106,7 @@ def ingest_spool_file(path: Path, ingest: Callable[[list[Batch]], IngestResult],
     report.files += 1
     report.torn_bytes += valid.torn_bytes
     if valid.torn_bytes and not live:
-        log.warning("spool %s: a torn record of %d bytes at the end was skipped", path, valid.torn_bytes)
+        log.warning("spool %s: %d bytes of torn or corrupt records were skipped", path, valid.torn_bytes)
     report.rejected.extend((str(path), reason) for reason in valid.rejected)
     for start in range(0, len(valid.batches), BATCHES_PER_TRANSACTION):
         _flush(valid.batches[start: start + BATCHES_PER_TRANSACTION], ingest, report)
