@@ -101,7 +101,7 @@ def with_runs(values: Sequence[float | None], digits: int = 3, scale: float = 1.
 def console() -> Any:
     from rich.console import Console
 
-    return Console(width=None if sys.stdout.isatty() else 220, highlight=False)
+    return Console(width=None if sys.stdout.isatty() else 250, highlight=False)
 
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]], caption: str | None = None) -> Any:
