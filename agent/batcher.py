@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from array import array
 from itertools import groupby
-from typing import Any
+from typing import Any, Iterable
 
 import msgpack
 
@@ -44,6 +44,18 @@ class PointQueue:
         self.key_sets.append(keys)
         return len(self.key_sets) - 1
 
+    def append_entries(self, entries: Iterable[tuple[int, float, tuple[str, ...], tuple[float, ...]]]) -> None:
+        """Append whole entries; for a queue only one thread writes (the shipper's side queue)."""
+        ids = {keys: i for i, keys in enumerate(self.key_sets)}
+        for step, at, keys, values in entries:
+            key_set = ids.get(keys)
+            if key_set is None:
+                key_set = ids[keys] = self.register(keys)
+            self.values.extend(values)
+            self.steps.append(step)
+            self.times.append(at)
+            self.key_set_ids.append(key_set)
+
     def take(self, limit: int) -> Columns:
         """Remove up to ``limit`` complete entries and return them as columns per key."""
         n = min(len(self.key_set_ids), limit)
@@ -66,6 +78,20 @@ class PointQueue:
         values = self.values[:total]
         del self.values[:total]
         return _mixed_columns(ids, steps, times, values, key_sets)
+
+
+def merge_columns(first: Columns, second: Columns) -> Columns:
+    """Both sets of columns, ``first``'s points before ``second``'s for a key in both."""
+    if not second:
+        return first
+    merged = dict(first)
+    for key, (steps, values, times) in second.items():
+        if key in merged:
+            old_steps, old_values, old_times = merged[key]
+            merged[key] = (old_steps + steps, old_values + values, old_times + times)
+        else:
+            merged[key] = (steps, values, times)
+    return merged
 
 
 def _mixed_columns(ids: "array[int]", steps: "array[int]", times: "array[float]", values: "array[float]",

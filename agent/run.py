@@ -33,6 +33,7 @@ _hooks_installed = False
 _hooks_lock = threading.Lock()
 _crashed = False
 _now = time.time
+_thread_id = threading.get_ident
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "crashed", "killed", "interrupted"})
 
@@ -58,6 +59,7 @@ class Run:
         }
         self._shipper = Shipper(identity, settings, meta)
         queue = self._shipper.points
+        self._owner_thread = _thread_id()
         self._queued = queue.key_set_ids
         # ~64 bytes a queued step (4 values): the shipper drains it every flush_interval
         self._queue_limit = max(settings.max_memory_bytes // 64, 10_000)
@@ -108,6 +110,11 @@ class Run:
         self._next_step = step + 1
         if len(self._queued) >= self._queue_limit:
             self._overflow(len(metrics))
+            return
+        if _thread_id() != self._owner_thread:
+            # The queue's four appends must not interleave with another thread's: one atomic append.
+            self._shipper.other_threads.append((step, _now(), self._shipper.points.key_sets[key_set],
+                                                tuple(metrics.values())))
             return
         self._push_values(metrics.values())  # values first, key-set id last: see PointQueue
         self._push_step(step)

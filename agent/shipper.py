@@ -88,6 +88,10 @@ class FinishReport:
 class Shipper:
     def __init__(self, ident: Identity, settings: AgentSettings, meta: dict[str, Any]) -> None:
         self.points = batcher.PointQueue()
+        # entries logged from threads other than the run's own: appended whole (one atomic
+        # deque append), moved into a queue only this thread writes
+        self.other_threads: deque[tuple[int, float, tuple[str, ...], tuple[float, ...]]] = deque()
+        self._side = batcher.PointQueue()
         self.events: deque[tuple[str, Any]] = deque()
         self.stats = ShipperStats()
         self._ident = ident
@@ -211,11 +215,16 @@ class Shipper:
         if self._meta is not None:
             events["meta"], self._meta = self._meta, None
         packed: list[tuple[int, bytes, int]] = []
+        others = self.other_threads
+        self._side.append_entries(others.popleft() for _ in range(len(others)))
+        side_columns = self._side.take(len(self._side))
         remaining = len(self.points)
-        while remaining or events:
+        while remaining or events or side_columns:
             take = min(remaining, SLICE_ENTRIES)
             remaining -= take
-            for batch in batcher.cut(self.points.take(take), events, self._ident.run_id, self._ident.rank,
+            columns = batcher.merge_columns(self.points.take(take), side_columns)
+            side_columns = {}
+            for batch in batcher.cut(columns, events, self._ident.run_id, self._ident.rank,
                                      self._ident.incarnation, self._seq):
                 points = batch.point_count
                 try:

@@ -69,3 +69,38 @@ def test_ranks_of_one_job_join_one_run(data_dir: Path) -> None:
         assert stored["metrics"]["loss"]["count"] == 30
         assert store.read_series("job-42", "loss", rank=2).values.tolist() == [float(s * 10 + 2) for s in range(10)]
         assert store.read_aggregate("job-42", "loss").mean.tolist() == [float(s * 10 + 1) for s in range(10)]
+
+
+def test_threads_logging_to_one_run_keep_every_point_with_its_own_step(data_dir: Path) -> None:
+    import sys
+    import threading
+
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: interleavings show up
+
+    run = aq.init(experiment="threads", mode="offline")
+    barrier = threading.Barrier(4)
+
+    def worker(index: int) -> None:
+        barrier.wait()
+        for step in range(3000):
+            keys = {f"t{index}": float(step * 10 + index)}
+            if step % 7 == 0:
+                keys["shared"] = float(index)  # a key several threads log, with different key sets
+            run.log(keys, step=step)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    worker(3)  # the run's own thread logs at the same time
+    for thread in threads:
+        thread.join()
+    sys.setswitchinterval(previous)
+    report = run.finish()
+    assert report.dropped_points == 0
+    with Store(data_dir) as store:
+        for index in range(4):
+            series = store.read_series(run.id, f"t{index}")
+            assert series.steps.tolist() == list(range(3000))
+            assert series.values.tolist() == [float(s * 10 + index) for s in range(3000)]
+        assert store.get_run(run.id)["metrics"]["shared"]["count"] == 4 * len(range(0, 3000, 7))

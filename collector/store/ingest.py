@@ -91,9 +91,12 @@ def _ingest_incarnation(conn: sqlite3.Connection, inc_key: IncKey, by_seq: dict[
     result.points += _store_metrics(conn, run_id, rank, incarnation, inc_id, fresh)
     result.stored += len(fresh)
     result.runs.add(run_id)
-    new_committed, max_seq, batch_count = _advance_watermark(conn, inc_id, committed)
-    conn.execute("UPDATE incarnations SET committed_seq = ?, max_seq = ?, batches = ? WHERE id = ?",
-                 (new_committed, max_seq, batch_count, inc_id))
+    new_committed = _advance_watermark(conn, inc_id, committed, fresh[0].id.seq)
+    # running counters: counting the ledger would cost time proportional to the run's length
+    max_seq, batch_count = conn.execute(
+        """UPDATE incarnations SET committed_seq = ?, max_seq = max(max_seq, ?), batches = batches + ?
+           WHERE id = ? RETURNING max_seq, batches""",
+        (new_committed, fresh[-1].id.seq, len(fresh), inc_id)).fetchone()
     conn.execute("UPDATE runs SET updated_at = ? WHERE id = ?", (now, run_id))
     if new_committed >= 0:
         result.watermarks[inc_key] = new_committed
@@ -109,16 +112,16 @@ def _incarnation(conn: sqlite3.Connection, run_id: str, rank: int, incarnation: 
     return row[0], row[1]
 
 
-def _advance_watermark(conn: sqlite3.Connection, inc_id: int, committed: int) -> tuple[int, int, int]:
-    """The new highest contiguous seq, the highest seq, and the ledger's batch count."""
+def _advance_watermark(conn: sqlite3.Connection, inc_id: int, committed: int, lowest_fresh: int) -> int:
+    """The new highest contiguous seq: it moves only when this transaction filled the next seq."""
+    if lowest_fresh != committed + 1:
+        return committed
     for (seq,) in conn.execute("SELECT seq FROM batches WHERE incarnation_id = ? AND seq > ? ORDER BY seq",
                                (inc_id, committed)):
         if seq != committed + 1:
             break
         committed = seq
-    max_seq, count = conn.execute("SELECT max(seq), count(*) FROM batches WHERE incarnation_id = ?",
-                                  (inc_id,)).fetchone()
-    return committed, max_seq, count
+    return committed
 
 
 def _ensure_run(conn: sqlite3.Connection, run_id: str, now: float) -> None:
