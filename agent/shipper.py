@@ -38,6 +38,7 @@ SEGMENT_BYTES = 64 << 20
 REPLAY_CHUNK_BYTES = 8 << 20
 RUN_ID_CHECK_SECONDS = 1.0
 SLICE_ENTRIES = 4096
+IDLE_POLL_SECONDS = 1.0
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
@@ -111,6 +112,7 @@ class Shipper:
         self._failures = 0
         self._retry_at = 0.0
         self._collector_seen = False
+        self._last_poll = 0.0
         self._logged_causes: set[str] = set()
         self._wake = threading.Event()
         self._closing = False
@@ -186,18 +188,29 @@ class Shipper:
                 self._spool(batch)
             self._sync_spool()
             return
+        polled = False
         if batches:
             if self._replay_pending() or not self._connected():
                 for batch in batches:
                     self._spool(batch)
             else:
-                self._send(batches)
+                polled = self._send(batches)
         if self._replay_pending() and self._connected():
             self._replay()
         self._sync_spool()
-        if self._client is not None and time.monotonic() >= self._retry_at:
+        if not polled and self._client is not None and self._watermark_due():
             self._poll_watermark()
         self._spill_over_bound()
+
+    def _watermark_due(self) -> bool:
+        """Poll only while something waits for the commit, and slowly until a collector answered:
+        each poll is a round trip that costs the training process CPU."""
+        now = time.monotonic()
+        if now < self._retry_at or not (self._unconfirmed or self._segments):
+            return False
+        if not self._collector_seen and now - self._last_poll < IDLE_POLL_SECONDS:
+            return False
+        return True
 
     def _cut(self) -> list[tuple[int, bytes, int]]:
         """Drain the queues into packed batches: (seq, bytes, points).
@@ -273,13 +286,15 @@ class Shipper:
             self._resend_all()
         self._server_run_id = run_id
 
-    def _send(self, batches: list[tuple[int, bytes, int]]) -> None:
+    def _send(self, batches: list[tuple[int, bytes, int]]) -> bool:
+        """XADD the batches and read the watermark in the same round trip; True if it was read."""
         assert self._client is not None
         pipe = self._client.pipeline(transaction=False)
         for _, data, _ in batches:
             pipe.xadd(self._keys.stream, {BATCH_FIELD: data})
+        pipe.hget(self._wm_key, self._wm_field)
         try:
-            pipe.execute()
+            watermark = pipe.execute()[-1]
             self._check_server(self._client)
         except REDIS_ERRORS as e:
             self._failed("xadd", e)
@@ -287,16 +302,19 @@ class Shipper:
             self._move_unconfirmed_to_spool()
             for seq, data, points in batches:
                 self._spool_raw(seq, data, points)
-            return
+            return False
         for seq, data, points in batches:
             self._unconfirmed[seq] = (data, points)
             self._unconfirmed_bytes += len(data)
         self.stats.batches_sent += len(batches)
         self._failures = 0
+        self._watermark_read(watermark)
+        return True
 
     def _poll_watermark(self) -> None:
         """Also checks the server's run_id: an idle or finishing run must notice a restart too."""
         assert self._client is not None
+        self._last_poll = time.monotonic()
         try:
             self._check_server(self._client)
             raw = self._client.hget(self._wm_key, self._wm_field)
@@ -304,6 +322,9 @@ class Shipper:
             self._failed("watermark", e)
             self._move_unconfirmed_to_spool()
             return
+        self._watermark_read(raw)
+
+    def _watermark_read(self, raw: bytes | str | None) -> None:
         if raw is not None:
             self._collector_seen = True
             self._confirm(int(raw))
