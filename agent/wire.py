@@ -121,18 +121,34 @@ def unpack_batch(data: bytes) -> Batch:
     )
 
 
+# Strings already validated (run ids, incarnations, metric names): a collector sees the same few
+# over and over, and checking them again was most of the cost of decoding a small batch.
+_valid_ids: set[tuple[str, str]] = set()  # (run, incarnation)
+_valid_keys: set[str] = set()
+_VALID_MAX = 100_000
+
+
+def _remember(seen: set[Any], item: Any) -> None:
+    if len(seen) >= _VALID_MAX:
+        seen.clear()
+    seen.add(item)
+
+
 def _batch_id(raw: Any) -> BatchId:
     if not (isinstance(raw, list) and len(raw) == 4):
         raise WireFormatError("id must be [run, rank, incarnation, seq]")
     run, rank, inc, seq = raw
-    if not (isinstance(run, str) and RUN_ID_PATTERN.match(run)):
-        raise WireFormatError(f"bad run id {run!r}")
     if type(rank) is not int or rank < 0:
         raise WireFormatError(f"bad rank {rank!r}")
-    if not (isinstance(inc, str) and 0 < len(inc) <= 64 and inc.isprintable()):
-        raise WireFormatError(f"bad incarnation {inc!r}")
     if type(seq) is not int or seq < 0:
         raise WireFormatError(f"bad seq {seq!r}")
+    if type(run) is str and type(inc) is str and (run, inc) in _valid_ids:
+        return BatchId(run, rank, inc, seq)
+    if not (isinstance(run, str) and RUN_ID_PATTERN.match(run)):
+        raise WireFormatError(f"bad run id {run!r}")
+    if not (isinstance(inc, str) and 0 < len(inc) <= 64 and inc.isprintable()):
+        raise WireFormatError(f"bad incarnation {inc!r}")
+    _remember(_valid_ids, (run, inc))
     return BatchId(run, rank, inc, seq)
 
 
@@ -140,8 +156,10 @@ def _chunk(raw: Any) -> MetricChunk:
     if not (isinstance(raw, list) and len(raw) == 4):
         raise WireFormatError("a metric chunk must be [key, steps, values, times]")
     key, steps, values, times = raw
-    if not (isinstance(key, str) and 0 < len(key) <= 250 and key.isprintable()):
-        raise WireFormatError(f"bad metric name {str(key)[:80]!r}")
+    if type(key) is not str or key not in _valid_keys:
+        if not (isinstance(key, str) and 0 < len(key) <= 250 and key.isprintable()):
+            raise WireFormatError(f"bad metric name {str(key)[:80]!r}")
+        _remember(_valid_keys, key)
     if not (isinstance(steps, bytes) and isinstance(values, bytes) and isinstance(times, bytes)):
         raise WireFormatError(f"metric {key!r}: columns must be bin")
     n = len(steps)

@@ -120,6 +120,9 @@ def drain_aquarium(url: str, data_dir: Path, read_count: int) -> dict[str, Any]:
     collector.store.ingest = C.timed(collector.store.ingest, totals, "store")  # type: ignore[method-assign]
     collector.store.compact = C.timed(collector.store.compact, totals, "compact")  # type: ignore[method-assign]
     consumer.unpack_batch = C.timed(consumer.unpack_batch, totals, "decode")
+    from aquarium.collector.up import tune_gc_for_a_collector_process
+
+    tune_gc_for_a_collector_process()  # what `aquarium collector` and `aquarium up` do in their process
     started = time.perf_counter()
     stats = collector.run(burst=True)
     total = time.perf_counter() - started

@@ -104,3 +104,14 @@ def test_mixed_key_sets_keep_log_order_per_key() -> None:
     assert list(cols["loss"][0]) == [0, 1, 2, 3] and list(cols["loss"][1]) == [1.0, 2.0, 9.0, 3.0]
     assert list(cols["val"][0]) == [2] and list(cols["lr"][1]) == [0.1, 0.2, 0.3]
     assert len(queue) == 0 and len(queue.values) == 0
+
+
+def test_a_metric_name_seen_before_is_still_not_a_valid_run_id() -> None:
+    unpack_batch(body(m=[["has space", b"\0" * 8, b"\0" * 8, b"\0" * 8]]))  # remembered as a valid key
+    with pytest.raises(WireFormatError, match="bad run id"):
+        unpack_batch(body(id=["has space", 0, "i", 0]))
+    unpack_batch(body())  # run "r", incarnation "i" now remembered
+    with pytest.raises(WireFormatError, match="bad rank"):
+        unpack_batch(body(id=["r", -1, "i", 0]))
+    with pytest.raises(WireFormatError, match="bad metric name"):
+        unpack_batch(body(m=[[["unhashable"], b"\0" * 8, b"\0" * 8, b"\0" * 8]]))
