@@ -115,7 +115,7 @@ def _say(message: str) -> None:
 # -- running the pipeline ------------------------------------------------------------------------
 @cli.command()
 @click.option("--port", type=int, default=6379, show_default=True,
-              help="Port of the Redis child on 127.0.0.1; 0 picks a free one. A busy port is an error.")
+              help="Port of the Redis child on 127.0.0.1; 0 picks a free one. If a Redis already answers there, it is used; anything else on the port is an error.")
 @redis_options(default=None, help="Use this Redis instead of starting one.")
 @data_dir_option
 def up(port: int, redis_url: str | None, prefix: str, data_dir: Path) -> None:

@@ -21,6 +21,8 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Callable
 
+import redis
+
 from aquarium.agent.errors import AquariumError
 
 from .consumer import Collector, CollectorSettings, CollectorStats
@@ -37,8 +39,7 @@ class PortBusyError(AquariumError):
     def __init__(self, port: int) -> None:
         self.port = port
         super().__init__(
-            f"port {port} on 127.0.0.1 is already in use. If that is a Redis you want to use, run "
-            f"`AQUARIUM_REDIS_URL=redis://127.0.0.1:{port}/0 aquarium up`; otherwise choose another "
+            f"port {port} on 127.0.0.1 is already in use by something that is not Redis; choose another "
             f"--port, or --port 0 for any free one")
 
 
@@ -96,6 +97,16 @@ class StopSignals:
             signal.signal(sig, signal.SIG_DFL if handler is None else handler)  # type: ignore[arg-type]
 
 
+def _answers_redis(port: int) -> bool:
+    client = redis.Redis(port=port, socket_timeout=1.0, socket_connect_timeout=1.0)
+    try:
+        return bool(client.ping())
+    except (redis.RedisError, OSError):
+        return False
+    finally:
+        client.close()
+
+
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     """True if something listens on (host, port): binding as Redis would (SO_REUSEADDR) fails."""
     with socket.socket() as s:
@@ -143,11 +154,14 @@ def up(data_dir: Path, port: int, redis_url: str | None, prefix: str, stop: Stop
     watcher: threading.Thread | None = None
     died: list[int | None] = []
     try:
+        if redis_url is None and port != 0 and port_in_use(port):
+            if not _answers_redis(port):
+                raise PortBusyError(port)
+            redis_url = f"redis://127.0.0.1:{port}/0"  # e.g. Debian's redis-server service: use it
+            say(f"a Redis already answers on 127.0.0.1:{port}: using it")
         if redis_url is None:
             if port == 0:
                 port = free_port()
-            elif port_in_use(port):
-                raise PortBusyError(port)
             server = RedisServer(port, data_dir=data_dir / "redis")
             say(f"starting {server.binary} on 127.0.0.1:{port} (no persistence; log in {server.log_path})")
             server.start()

@@ -187,3 +187,17 @@ def test_a_killed_up_leaves_no_orphaned_redis(start_up, tmp_path: Path) -> None:
     up.process.wait()
     gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, f"Redis children {[p.pid for p in alive]} outlived a SIGKILLed `aquarium up`"
+
+
+def test_up_on_a_port_where_redis_already_runs_uses_it(start_up, fresh_redis, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    up = start_up("--port", str(fresh_redis.port), "--data-dir", str(data_dir))
+    assert up.wait_for(r"export AQUARIUM_REDIS_URL=(\S+)").group(1) == fresh_redis.url
+    up.wait_for(r"Ctrl-C stops")
+    assert not psutil.Process(up.process.pid).children(recursive=True)
+    with aq.init(experiment="up", run_id="existing", redis_url=fresh_redis.url, data_dir=tmp_path / "agent") as run:
+        run.log({"loss": 2.0}, step=0)
+    wait_for_points(data_dir, "existing", 1)
+    up.process.send_signal(signal.SIGINT)
+    assert up.process.wait(timeout=20) == 0, up.text()
+    assert fresh_redis.process is not None and fresh_redis.process.poll() is None  # not ours to stop
