@@ -35,12 +35,3 @@ class RedisKeys:
     @staticmethod
     def watermark_field(rank: int, incarnation: str) -> str:
         return f"{rank}/{incarnation}"
-
-    def live(self, run: str) -> str:
-        """Pub/sub channel announcing newly committed points of one run."""
-        return f"{self.prefix}:live:{run}"
-
-    @property
-    def live_all(self) -> str:
-        """Pub/sub channel announcing which runs changed."""
-        return f"{self.prefix}:live"

@@ -6,7 +6,6 @@ numpy or torch. NaN and +-Inf are numbers and are kept exactly.
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Any, Mapping
 
@@ -129,6 +128,3 @@ def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any
             flat[validate_name(name, "parameter name")] = coerce_param(name, value)
     return flat
 
-
-def is_finite(value: float) -> bool:
-    return math.isfinite(value)
