@@ -10,6 +10,7 @@ strided slices of arrays), never a Python loop per point.
 
 from __future__ import annotations
 
+import threading
 from array import array
 from itertools import groupby
 from typing import Any, Iterable
@@ -35,22 +36,29 @@ class PointQueue:
         self.key_set_ids = array("l")
         self.values = array("d")
         self.key_sets: list[tuple[str, ...]] = []
+        self.ids_by_keys: dict[tuple[str, ...], int] = {}
+        self._register_lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self.key_set_ids)
 
     def register(self, keys: tuple[str, ...]) -> int:
-        """The id of a new key set (called by the training thread before first use)."""
-        self.key_sets.append(keys)
-        return len(self.key_sets) - 1
+        """The id of a key set, registered on first use (rare: a lock is affordable here, and
+        two logging threads may meet a new key set at once)."""
+        with self._register_lock:
+            key_set = self.ids_by_keys.get(keys)
+            if key_set is None:
+                self.key_sets.append(keys)
+                key_set = self.ids_by_keys[keys] = len(self.key_sets) - 1
+            return key_set
 
     def append_entries(self, entries: Iterable[tuple[int, float, tuple[str, ...], tuple[float, ...]]]) -> None:
-        """Append whole entries; for a queue only one thread writes (the shipper's side queue)."""
-        ids = {keys: i for i, keys in enumerate(self.key_sets)}
+        """Append whole entries, for a queue only one thread writes (the shipper's side queue, a
+        tracker's history)."""
         for step, at, keys, values in entries:
-            key_set = ids.get(keys)
+            key_set = self.ids_by_keys.get(keys)
             if key_set is None:
-                key_set = ids[keys] = self.register(keys)
+                key_set = self.register(keys)
             self.values.extend(values)
             self.steps.append(step)
             self.times.append(at)

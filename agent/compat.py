@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import math
 import time
-from array import array
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from . import env
+from .batcher import PointQueue
 from .run import Run, init
 from .values import coerce_metrics, coerce_step
 
@@ -96,12 +96,7 @@ class ExperimentTracker(MetricHistoryReads):
         self.experiment_dir = self.base_dir / "experiments" / f"{self.experiment_name}_{self.experiment_id}"
         self.hyperparameters: dict[str, Any] = {}
         self.metadata: dict[str, Any] = {"start_time": datetime.now().isoformat(), "status": "running"}
-        self._calls_step = array("q")
-        self._calls_time = array("d")
-        self._calls_keys = array("l")
-        self._values = array("d")
-        self._key_sets: list[tuple[str, ...]] = []
-        self._key_set_ids: dict[tuple[str, ...], int] = {}
+        self._history = PointQueue()  # one entry per log_metrics call, never drained
 
     # -- writes --------------------------------------------------------------------------------
     def log_hyperparameters(self, hyperparameters: Mapping[str, Any]) -> None:
@@ -110,18 +105,10 @@ class ExperimentTracker(MetricHistoryReads):
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Log metrics; ``step`` defaults to the number of earlier calls, as in the seed."""
-        step = len(self._calls_step) if step is None else coerce_step(step)
+        step = len(self._history) if step is None else coerce_step(step)
         values = coerce_metrics(metrics)
         self.run.log(values, step=step)
-        keys = tuple(values)
-        key_set = self._key_set_ids.get(keys)
-        if key_set is None:
-            key_set = self._key_set_ids[keys] = len(self._key_sets)
-            self._key_sets.append(keys)
-        self._values.extend(values.values())
-        self._calls_step.append(step)
-        self._calls_time.append(time.time())
-        self._calls_keys.append(key_set)
+        self._history.append_entries([(step, time.time(), tuple(values), tuple(values.values()))])
 
     def set_status(self, status: str) -> None:
         self.run.set_status(status)
@@ -131,7 +118,7 @@ class ExperimentTracker(MetricHistoryReads):
 
     def save_experiment_summary(self) -> str:
         """Write ``summary.json`` (the seed's keys) under ``experiment_dir``; returns its path."""
-        latest = self._entries()[-1] if len(self._calls_step) else {}
+        latest = self._entries()[-1] if len(self._history) else {}
         best = {}
         for name in self._key_names():
             value, step = self.get_best_metric(name, mode="max")
@@ -160,26 +147,24 @@ class ExperimentTracker(MetricHistoryReads):
 
     # -- history (MetricHistoryReads) ------------------------------------------------------------
     def _key_names(self) -> list[str]:
-        return list(dict.fromkeys(k for keys in self._key_sets for k in keys))
+        return list(dict.fromkeys(k for keys in self._history.key_sets for k in keys))
 
     def _series(self, key: str) -> tuple[list[int], list[float]]:
         steps: list[int] = []
         values: list[float] = []
-        offset = 0
-        for call, key_set in enumerate(self._calls_keys):
-            keys = self._key_sets[key_set]
-            if key in keys:
-                steps.append(self._calls_step[call])
-                values.append(self._values[offset + keys.index(key)])
-            offset += len(keys)
+        for entry in self._entries():
+            if key in entry:
+                steps.append(entry["step"])
+                values.append(entry[key])
         return steps, values
 
     def _entries(self) -> list[dict[str, Any]]:
+        h = self._history
         entries, offset = [], 0
-        for call, key_set in enumerate(self._calls_keys):
-            keys = self._key_sets[key_set]
-            entry: dict[str, Any] = {"timestamp": self._calls_time[call], "step": self._calls_step[call]}
-            entry.update(zip(keys, self._values[offset: offset + len(keys)]))
+        for call, key_set in enumerate(h.key_set_ids):
+            keys = h.key_sets[key_set]
+            entry: dict[str, Any] = {"timestamp": h.times[call], "step": h.steps[call]}
+            entry.update(zip(keys, h.values[offset: offset + len(keys)]))
             entries.append(entry)
             offset += len(keys)
         return entries

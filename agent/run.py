@@ -49,7 +49,6 @@ class Run:
         self.experiment = validate_name(experiment, "experiment name")
         self.status = "running"
         self._next_step = 0
-        self._key_sets: dict[tuple[str, ...], int] = {}
         self._finished = False
         self._report: FinishReport | None = None
         meta = {
@@ -59,6 +58,7 @@ class Run:
         }
         self._shipper = Shipper(identity, settings, meta)
         queue = self._shipper.points
+        self._key_sets = queue.ids_by_keys  # read here, written by register() from this thread
         self._owner_thread = _thread_id()
         self._queued = queue.key_set_ids
         # ~64 bytes a queued step (4 values): the shipper drains it every flush_interval
@@ -135,9 +135,7 @@ class Run:
     def _learn_keys(self, keys: tuple[str, ...]) -> int:
         for key in keys:
             validate_name(key, "metric name")
-        key_set = self._shipper.points.register(keys)
-        self._key_sets[keys] = key_set
-        return key_set
+        return self._shipper.points.register(keys)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Record hyperparameters; nested dicts become dotted names. Later values win."""

@@ -116,6 +116,7 @@ class Shipper:
         self._logged_causes: set[str] = set()
         self._wake = threading.Event()
         self._closing = False
+        self._commit_wait = 0.0  # set by close()
         self._flush_requests = 0
         self._flushed = threading.Condition()
         self._flushed_count = 0
@@ -185,14 +186,14 @@ class Shipper:
         online = self._settings.mode == "online"
         if not online:
             for batch in batches:
-                self._spool(batch)
+                self._spool_raw(*batch)
             self._sync_spool()
             return
         polled = False
         if batches:
             if self._replay_pending() or not self._connected():
                 for batch in batches:
-                    self._spool(batch)
+                    self._spool_raw(*batch)
             else:
                 polled = self._send(batches)
         if self._replay_pending() and self._connected():
@@ -356,9 +357,6 @@ class Shipper:
                         self._ident.run_id, cause, type(error).__name__, error, self._settings.spool_dir)
 
     # -- the spool -----------------------------------------------------------------------------
-    def _spool(self, batch: tuple[int, bytes, int]) -> None:
-        self._spool_raw(*batch)
-
     def _spool_raw(self, seq: int, data: bytes, points: int, sent: bool = False) -> None:
         try:
             segment = self._open_segment(seq)
@@ -488,7 +486,7 @@ class Shipper:
 
     def _shutdown(self) -> None:
         """Wait briefly for a live collector's commit, then make the rest durable in the spool."""
-        wait = getattr(self, "_commit_wait", 0.0)
+        wait = self._commit_wait
         if self._settings.mode == "online" and wait > 0 and self._collector_expected():
             deadline = time.monotonic() + wait
             while (self._unconfirmed or self._segments) and time.monotonic() < deadline:

@@ -155,7 +155,7 @@ class Collector:
         """Decode, store in one transaction, dead-letter the bad ones, then XACK everything."""
         if not entries:
             return 0
-        good: list[tuple[bytes, Batch]] = []
+        good: list[tuple[bytes, bytes, Batch]] = []
         dead: list[tuple[bytes, bytes, str]] = []
         for entry_id, fields in entries:
             data = fields.get(BATCH_FIELD.encode()) if fields else None
@@ -163,10 +163,10 @@ class Collector:
                 dead.append((entry_id, b"", f"stream entry has no {BATCH_FIELD!r} field"))
                 continue
             try:
-                good.append((entry_id, unpack_batch(data)))
+                good.append((entry_id, data, unpack_batch(data)))
             except WireFormatError as e:
                 dead.append((entry_id, data, e.reason))
-        result = self._store(good, dead, {eid: data for eid, data in _raw(entries)})
+        result = self._store(good, dead)
         pipe = self.redis.pipeline(transaction=False)
         for entry_id, data, reason in dead:
             log.warning("dead letter %s: %s", entry_id.decode(), reason)
@@ -184,21 +184,20 @@ class Collector:
         self.stats.gaps.update(result.gaps)
         return len(entries)
 
-    def _store(self, good: list[tuple[bytes, Batch]], dead: list[tuple[bytes, bytes, str]],
-               raw: dict[bytes, bytes]) -> IngestResult:
+    def _store(self, good: list[tuple[bytes, bytes, Batch]], dead: list[tuple[bytes, bytes, str]]) -> IngestResult:
         """All good batches in one transaction; if that fails on data, find the culprit(s)."""
         if not good:
             return IngestResult()
         try:
-            return self.store.ingest(b for _, b in good)
+            return self.store.ingest(batch for _, _, batch in good)
         except (sqlite3.IntegrityError, ValueError, TypeError, OverflowError) as e:
             log.warning("a read of %d batches failed to store (%s); storing them one by one", len(good), e)
         result = IngestResult()
-        for entry_id, batch in good:
+        for entry_id, data, batch in good:
             try:
                 result.merge(self.store.ingest([batch]))
             except (sqlite3.IntegrityError, ValueError, TypeError, OverflowError) as e:
-                dead.append((entry_id, raw.get(entry_id, b""), f"store rejected the batch: {e}"))
+                dead.append((entry_id, data, f"store rejected the batch: {e}"))
         return result
 
     def _queue_watermarks(self, pipe: Any, result: IngestResult) -> None:
@@ -309,10 +308,6 @@ class Collector:
 def _group_lost(error: redis.ResponseError) -> bool:
     """NOGROUP: the group is gone; UNBLOCKED: the stream was deleted under a blocked read."""
     return str(error).startswith(("NOGROUP", "UNBLOCKED"))
-
-
-def _raw(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[tuple[bytes, bytes]]:
-    return [(eid, (fields or {}).get(BATCH_FIELD.encode(), b"")) for eid, fields in entries]
 
 
 def _parse_id(entry_id: bytes | str) -> tuple[int, int]:
