@@ -9,8 +9,17 @@ Imports only the standard library, ``redis`` and ``msgpack``.
 """
 
 from .compat import ExperimentTracker
-from .errors import (AquariumError, ConfigError, InvalidNameError, InvalidValueError, NoActiveRunError,
-                     RunFinishedError, RunNotFoundError, SpoolError, WireFormatError)
+from .errors import (
+    AquariumError,
+    ConfigError,
+    InvalidNameError,
+    InvalidValueError,
+    NoActiveRunError,
+    RunFinishedError,
+    RunNotFoundError,
+    SpoolError,
+    WireFormatError,
+)
 from .run import Run, current_run, finish, init, log, log_params, set_status, set_tags
 from .settings import AgentSettings
 from .shipper import FinishReport
@@ -18,8 +27,25 @@ from .shipper import FinishReport
 log_hyperparameters = log_params
 
 __all__ = [
-    "AgentSettings", "AquariumError", "ConfigError", "ExperimentTracker", "FinishReport", "InvalidNameError",
-    "InvalidValueError", "NoActiveRunError", "Run", "RunFinishedError", "RunNotFoundError", "SpoolError",
-    "WireFormatError", "current_run", "finish", "init", "log", "log_hyperparameters", "log_params",
-    "set_status", "set_tags",
+    "AgentSettings",
+    "AquariumError",
+    "ConfigError",
+    "ExperimentTracker",
+    "FinishReport",
+    "InvalidNameError",
+    "InvalidValueError",
+    "NoActiveRunError",
+    "Run",
+    "RunFinishedError",
+    "RunNotFoundError",
+    "SpoolError",
+    "WireFormatError",
+    "current_run",
+    "finish",
+    "init",
+    "log",
+    "log_hyperparameters",
+    "log_params",
+    "set_status",
+    "set_tags",
 ]

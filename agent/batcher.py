@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import threading
 from array import array
+from collections.abc import Iterable
 from itertools import groupby
-from typing import Any, Iterable
+from typing import Any
 
 import msgpack
 
@@ -102,8 +103,13 @@ def merge_columns(first: Columns, second: Columns) -> Columns:
     return merged
 
 
-def _mixed_columns(ids: "array[int]", steps: "array[int]", times: "array[float]", values: "array[float]",
-                   key_sets: list[tuple[str, ...]]) -> Columns:
+def _mixed_columns(
+    ids: "array[int]",
+    steps: "array[int]",
+    times: "array[float]",
+    values: "array[float]",
+    key_sets: list[tuple[str, ...]],
+) -> Columns:
     """Columns when entries log different key sets: one slice per run of equal key sets."""
     parts: dict[str, list[tuple["array[int]", "array[float]", "array[float]"]]] = {}
     pos = offset = 0
@@ -111,8 +117,8 @@ def _mixed_columns(ids: "array[int]", steps: "array[int]", times: "array[float]"
         m = sum(1 for _ in run)
         keys = key_sets[key_set_id]
         width = len(keys)
-        block = values[offset: offset + m * width]
-        step_part, time_part = steps[pos: pos + m], times[pos: pos + m]
+        block = values[offset : offset + m * width]
+        step_part, time_part = steps[pos : pos + m], times[pos : pos + m]
         for i, key in enumerate(keys):
             parts.setdefault(key, []).append((step_part, block[i::width], time_part))
         pos += m
@@ -131,8 +137,7 @@ def _mixed_columns(ids: "array[int]", steps: "array[int]", times: "array[float]"
     return result
 
 
-def cut(cols: Columns, events: dict[str, Any], run: str, rank: int, incarnation: str,
-        next_seq: int) -> list[Batch]:
+def cut(cols: Columns, events: dict[str, Any], run: str, rank: int, incarnation: str, next_seq: int) -> list[Batch]:
     """Batches for ``cols`` and ``events``, seqs from ``next_seq``; events ride in the first.
 
     Each batch stays under BATCH_BUDGET bytes: a series larger than the room left is split at

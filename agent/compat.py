@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from . import env
 from .batcher import PointQueue
@@ -84,8 +85,13 @@ class ExperimentTracker(MetricHistoryReads):
     ``rank``, ``mode``, ...). Artifact methods come with the artifact work.
     """
 
-    def __init__(self, experiment_name: str | None = None, base_dir: str | Path | None = None,
-                 auto_visualize: bool = False, **init_options: Any) -> None:
+    def __init__(
+        self,
+        experiment_name: str | None = None,
+        base_dir: str | Path | None = None,
+        auto_visualize: bool = False,
+        **init_options: Any,
+    ) -> None:
         self.experiment_name = experiment_name or f"experiment_{datetime.now():%Y%m%d_%H%M%S}"
         self.base_dir = Path(base_dir) if base_dir is not None else Path(env.DATA_DIR.get())
         self.auto_visualize = auto_visualize
@@ -129,8 +135,7 @@ class ExperimentTracker(MetricHistoryReads):
             "experiment_id": self.experiment_id,
             "metadata": self.metadata,
             "hyperparameters": self.hyperparameters,
-            "metrics": {"latest": {k: v for k, v in latest.items() if k not in ("timestamp", "step")},
-                        "best": best},
+            "metrics": {"latest": {k: v for k, v in latest.items() if k not in ("timestamp", "step")}, "best": best},
             "artifacts": [],
         }
         self.experiment_dir.mkdir(parents=True, exist_ok=True)
@@ -164,7 +169,7 @@ class ExperimentTracker(MetricHistoryReads):
         for call, key_set in enumerate(h.key_set_ids):
             keys = h.key_sets[key_set]
             entry: dict[str, Any] = {"timestamp": h.times[call], "step": h.steps[call]}
-            entry.update(zip(keys, h.values[offset: offset + len(keys)]))
+            entry.update(zip(keys, h.values[offset : offset + len(keys)]))
             entries.append(entry)
             offset += len(keys)
         return entries

@@ -32,7 +32,9 @@ class Identity:
 
 def validate_run_id(run_id: str) -> str:
     if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id):
-        raise InvalidNameError("run id", run_id, "use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        raise InvalidNameError(
+            "run id", run_id, "use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
     return run_id
 
 

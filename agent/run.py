@@ -13,9 +13,10 @@ import sys
 import threading
 import time
 import weakref
+from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from . import env
 from .errors import NoActiveRunError, RunFinishedError
@@ -41,8 +42,16 @@ TERMINAL_STATUSES = frozenset({"completed", "failed", "crashed", "killed", "inte
 class Run:
     """One process's handle on a run; all ranks of a job share the run id."""
 
-    def __init__(self, identity: Identity, settings: AgentSettings, *, name: str, experiment: str,
-                 config: Mapping[str, Any] | None = None, tags: Mapping[str, Any] | Iterable[str] | None = None) -> None:
+    def __init__(
+        self,
+        identity: Identity,
+        settings: AgentSettings,
+        *,
+        name: str,
+        experiment: str,
+        config: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | Iterable[str] | None = None,
+    ) -> None:
         self.identity = identity
         self.settings = settings
         self.name = validate_name(name, "run name")
@@ -52,9 +61,15 @@ class Run:
         self._finished = False
         self._report: FinishReport | None = None
         meta = {
-            "name": self.name, "experiment": self.experiment, "host": identity.host, "pid": identity.pid,
-            "world_size": identity.world_size, "started_at": _now(), "python": platform.python_version(),
-            "argv": [str(a)[:500] for a in sys.argv[:50]], "git": git_info(),
+            "name": self.name,
+            "experiment": self.experiment,
+            "host": identity.host,
+            "pid": identity.pid,
+            "world_size": identity.world_size,
+            "started_at": _now(),
+            "python": platform.python_version(),
+            "argv": [str(a)[:500] for a in sys.argv[:50]],
+            "git": git_info(),
         }
         self._shipper = Shipper(identity, settings, meta)
         queue = self._shipper.points
@@ -113,8 +128,9 @@ class Run:
             return
         if _thread_id() != self._owner_thread:
             # The queue's four appends must not interleave with another thread's: one atomic append.
-            self._shipper.other_threads.append((step, _now(), self._shipper.points.key_sets[key_set],
-                                                tuple(metrics.values())))
+            self._shipper.other_threads.append(
+                (step, _now(), self._shipper.points.key_sets[key_set], tuple(metrics.values()))
+            )
             return
         self._push_values(metrics.values())  # values first, key-set id last: see PointQueue
         self._push_step(step)
@@ -127,9 +143,12 @@ class Run:
         """The shipper fell this far behind (a loop that only logs): count the drop, never block."""
         stats = self._shipper.stats
         if not stats.dropped_points:
-            logger.warning("run %s: more than %d steps are waiting to be shipped; dropping new points "
-                           "(counted in run.stats.dropped_points) until the shipper catches up",
-                           self.id, self._queue_limit)
+            logger.warning(
+                "run %s: more than %d steps are waiting to be shipped; dropping new points "
+                "(counted in run.stats.dropped_points) until the shipper catches up",
+                self.id,
+                self._queue_limit,
+            )
         stats.dropped_points += points
 
     def _learn_keys(self, keys: tuple[str, ...]) -> int:
@@ -184,15 +203,20 @@ class Run:
         elif self.status not in TERMINAL_STATUSES:
             self.set_status("completed")
         self._finished = True
-        report = self._shipper.close(self.settings.finish_timeout if timeout is None else timeout,
-                                     self.settings.commit_wait)
+        report = self._shipper.close(
+            self.settings.finish_timeout if timeout is None else timeout, self.settings.commit_wait
+        )
         self._report = report
         _live_runs.discard(self)
         if _current.get() is self:
             _current.set(None)
         if report.spooled_files:
-            logger.info("run %s: %d batches not yet committed are kept in %s", self.id,
-                     report.last_seq - report.committed_seq, ", ".join(report.spooled_files))
+            logger.info(
+                "run %s: %d batches not yet committed are kept in %s",
+                self.id,
+                report.last_seq - report.committed_seq,
+                ", ".join(report.spooled_files),
+            )
         if report.dropped_points:
             logger.warning("run %s: %d points were dropped (see earlier errors)", self.id, report.dropped_points)
         return report
@@ -200,8 +224,9 @@ class Run:
     def __enter__(self) -> "Run":
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if exc_type is None:
             self.finish()
         elif issubclass(exc_type, KeyboardInterrupt):
@@ -213,9 +238,17 @@ class Run:
         return f"<Run {self.id} rank={self.rank} name={self.name!r} status={self.status}>"
 
 
-def init(experiment: str | None = None, name: str | None = None, config: Mapping[str, Any] | None = None, *,
-         run_id: str | None = None, rank: int | None = None, world_size: int | None = None,
-         tags: Mapping[str, Any] | Iterable[str] | None = None, **settings: Any) -> Run:
+def init(
+    experiment: str | None = None,
+    name: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    *,
+    run_id: str | None = None,
+    rank: int | None = None,
+    world_size: int | None = None,
+    tags: Mapping[str, Any] | Iterable[str] | None = None,
+    **settings: Any,
+) -> Run:
     """Start (or, with the same run id on another rank, join) a run and make it current.
 
     Returns at once: connecting to Redis happens in the background, and with Redis unreachable
@@ -223,9 +256,14 @@ def init(experiment: str | None = None, name: str | None = None, config: Mapping
     (``redis_url``, ``mode``, ``data_dir``, ...).
     """
     identity = resolve(run_id, rank, world_size)
-    run = Run(identity, AgentSettings.from_env(**settings),
-              name=name or env.RUN_NAME.get() or identity.run_id,
-              experiment=experiment or env.EXPERIMENT.get(), config=config, tags=tags)
+    run = Run(
+        identity,
+        AgentSettings.from_env(**settings),
+        name=name or env.RUN_NAME.get() or identity.run_id,
+        experiment=experiment or env.EXPERIMENT.get(),
+        config=config,
+        tags=tags,
+    )
     _install_hooks()
     _live_runs.add(run)
     _current.set(run)

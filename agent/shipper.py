@@ -149,12 +149,20 @@ class Shipper:
         self._thread.join(timeout)
         timed_out = self._thread.is_alive()
         if timed_out:
-            log.warning("run %s: the shipper did not finish within %.1fs; unsent points stay in memory "
-                        "until the process exits", self._ident.run_id, timeout)
+            log.warning(
+                "run %s: the shipper did not finish within %.1fs; unsent points stay in memory until the process exits",
+                self._ident.run_id,
+                timeout,
+            )
         return FinishReport(
-            points=self.stats.points, batches=self.stats.batches, committed_seq=self.stats.committed_seq,
-            last_seq=self._seq - 1, spooled_files=[str(s.path) for s in self._segments],
-            dropped_points=self.stats.dropped_points, timed_out=timed_out)
+            points=self.stats.points,
+            batches=self.stats.batches,
+            committed_seq=self.stats.committed_seq,
+            last_seq=self._seq - 1,
+            spooled_files=[str(s.path) for s in self._segments],
+            dropped_points=self.stats.dropped_points,
+            timed_out=timed_out,
+        )
 
     # -- the thread ----------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -238,8 +246,9 @@ class Shipper:
             remaining -= take
             columns = batcher.merge_columns(self.points.take(take), side_columns)
             side_columns = {}
-            for batch in batcher.cut(columns, events, self._ident.run_id, self._ident.rank,
-                                     self._ident.incarnation, self._seq):
+            for batch in batcher.cut(
+                columns, events, self._ident.run_id, self._ident.rank, self._ident.incarnation, self._seq
+            ):
                 points = batch.point_count
                 try:
                     data = pack_batch(batch)
@@ -264,9 +273,11 @@ class Shipper:
             return False
         try:
             client = redis.Redis.from_url(
-                self._settings.redis_url, socket_timeout=self._settings.socket_timeout,
+                self._settings.redis_url,
+                socket_timeout=self._settings.socket_timeout,
                 socket_connect_timeout=self._settings.socket_timeout,
-                retry=Retry(NoBackoff(), 0))  # this loop retries, with backoff, without blocking shipping
+                retry=Retry(NoBackoff(), 0),
+            )  # this loop retries, with backoff, without blocking shipping
             self._check_server(client, force=True)
         except REDIS_ERRORS as e:
             self._failed("connect", e)
@@ -282,8 +293,11 @@ class Shipper:
         self._run_id_checked = now
         run_id = client.info("server")["run_id"]
         if self._server_run_id is not None and run_id != self._server_run_id:
-            log.warning("run %s: Redis restarted (run_id changed); resending %d uncommitted batches",
-                        self._ident.run_id, len(self._unconfirmed) + sum(1 for s in self._segments))
+            log.warning(
+                "run %s: Redis restarted (run_id changed); resending %d uncommitted batches",
+                self._ident.run_id,
+                len(self._unconfirmed) + sum(1 for s in self._segments),
+            )
             self._resend_all()
         self._server_run_id = run_id
 
@@ -353,8 +367,14 @@ class Shipper:
         self.stats.last_error = f"{cause}: {error}"
         if cause not in self._logged_causes:
             self._logged_causes.add(cause)
-            log.warning("run %s: %s failed (%s: %s); batches go to the spool at %s and are replayed later",
-                        self._ident.run_id, cause, type(error).__name__, error, self._settings.spool_dir)
+            log.warning(
+                "run %s: %s failed (%s: %s); batches go to the spool at %s and are replayed later",
+                self._ident.run_id,
+                cause,
+                type(error).__name__,
+                error,
+                self._settings.spool_dir,
+            )
 
     # -- the spool -----------------------------------------------------------------------------
     def _spool_raw(self, seq: int, data: bytes, points: int, sent: bool = False) -> None:
@@ -382,8 +402,9 @@ class Shipper:
                 last.writer.close()
                 last.writer = None
         ident = self._ident
-        path = segment_path(self._settings.spool_dir, ident.run_id, ident.rank, ident.incarnation,
-                            self._next_segment_number())
+        path = segment_path(
+            self._settings.spool_dir, ident.run_id, ident.rank, ident.incarnation, self._next_segment_number()
+        )
         writer = SpoolWriter(path, SpoolHeader(ident.run_id, ident.rank, ident.incarnation, time.time()))
         segment = Segment(path, writer, writer.size, writer.header_end, seq, size=writer.size)
         self._segments.append(segment)

@@ -12,6 +12,7 @@ being written.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import struct
 import zlib
@@ -21,7 +22,10 @@ from typing import Any, BinaryIO
 
 import msgpack
 
-from .errors import SpoolError
+from .errors import SpoolError, WireFormatError
+from .wire import Batch, unpack_batch
+
+log = logging.getLogger("aquarium.agent.spool")
 
 MAGIC = b"AQSPOOL1\n"
 FRAME = struct.Struct("<II")
@@ -157,3 +161,52 @@ def spool_files(spool_dir: Path) -> list[Path]:
     if not spool_dir.is_dir():
         return []
     return sorted(spool_dir.rglob(f"*{SUFFIX}"), key=lambda p: (p.parent.name, p.name))
+
+
+@dataclass
+class ValidRecords:
+    """A spool file's records that belong to it, as raw bytes and decoded batches."""
+
+    header: SpoolHeader
+    records: list[bytes] = field(default_factory=list)
+    batches: list[Batch] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    torn_bytes: int = 0
+
+
+def read_valid(path: Path) -> ValidRecords:
+    """Read a spool file, keeping the records that decode and carry the file's own batch ids.
+
+    Raises SpoolError (or OSError) when the file is not a readable spool at all.
+    """
+    read = read_spool(path)
+    header = read.header
+    valid = ValidRecords(header, torn_bytes=read.torn_bytes)
+    for record in read.records:
+        try:
+            batch = unpack_batch(record)
+        except WireFormatError as e:
+            valid.rejected.append(e.reason)
+            continue
+        if (batch.id.run, batch.id.rank, batch.id.incarnation) != (header.run, header.rank, header.incarnation):
+            valid.rejected.append(
+                f"batch {batch.id.run}/{batch.id.rank}/{batch.id.incarnation} "
+                f"in the spool of {header.run}/{header.rank}/{header.incarnation}"
+            )
+            continue
+        valid.records.append(record)
+        valid.batches.append(batch)
+    return valid
+
+
+def retire(path: Path, rejected: bool) -> None:
+    """A committed file goes; one with rejected records stays as ``*.rejected`` for inspection."""
+    if rejected:
+        path.rename(path.with_suffix(path.suffix + ".rejected"))
+        log.warning("spool %s had rejected records; kept as %s.rejected", path, path.name)
+    else:
+        path.unlink(missing_ok=True)
+    try:
+        path.parent.rmdir()
+    except OSError:
+        pass

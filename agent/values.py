@@ -7,7 +7,8 @@ numpy or torch. NaN and +-Inf are numbers and are kept exactly.
 from __future__ import annotations
 
 import numbers
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .errors import InvalidNameError, InvalidValueError
 
@@ -127,4 +128,3 @@ def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any
         else:
             flat[validate_name(name, "parameter name")] = coerce_param(name, value)
     return flat
-

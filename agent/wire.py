@@ -164,13 +164,14 @@ def _chunk(raw: Any) -> MetricChunk:
         raise WireFormatError(f"metric {key!r}: columns must be bin")
     n = len(steps)
     if n == 0 or n % 8 or len(values) != n or len(times) != n:
-        raise WireFormatError(f"metric {key!r}: column lengths {n}/{len(values)}/{len(times)} are not equal multiples of 8")
+        raise WireFormatError(
+            f"metric {key!r}: column lengths {n}/{len(values)}/{len(times)} are not equal multiples of 8"
+        )
     return MetricChunk(key, steps, values, times)
 
 
 def _status(raw: Any) -> tuple[str, float]:
-    if not (isinstance(raw, list) and len(raw) == 2 and isinstance(raw[0], str)
-            and isinstance(raw[1], (int, float))):
+    if not (isinstance(raw, list) and len(raw) == 2 and isinstance(raw[0], str) and isinstance(raw[1], (int, float))):
         raise WireFormatError(f"a status change must be [status, time], got {raw!r:.80}")
     return raw[0], float(raw[1])
 

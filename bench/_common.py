@@ -13,8 +13,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 REDIS_BINARY = os.environ.get("AQUARIUM_BENCH_REDIS_SERVER", "/usr/bin/redis-server")
 
@@ -24,16 +25,22 @@ def worker_argv(script: str | Path, flag: str, spec: dict[str, Any]) -> list[str
     return [sys.executable, str(script), flag, json.dumps(spec)]
 
 
-def run_worker(script: str | Path, spec: dict[str, Any], result_path: Path, *, timeout: float,
-               env: dict[str, str] | None = None) -> dict[str, Any]:
+def run_worker(
+    script: str | Path, spec: dict[str, Any], result_path: Path, *, timeout: float, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Run ``script --worker SPEC`` in a fresh interpreter; the worker writes its result as JSON
     to ``result_path`` (not stdout: some loggers wrap the console). Never raises for a failed
     worker: the result then has an "error" entry and the table shows it."""
     spec = {**spec, "result_path": str(result_path)}
     started = time.perf_counter()
     try:
-        proc = subprocess.run(worker_argv(script, "--worker", spec), capture_output=True, text=True,
-                              timeout=timeout, env={**os.environ, **(env or {})})
+        proc = subprocess.run(
+            worker_argv(script, "--worker", spec),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f}s"}
     wall = time.perf_counter() - started
@@ -69,10 +76,12 @@ def latency_stats(ns: Sequence[int]) -> dict[str, float]:
     n = len(s)
     if not n:
         return {"median_us": float("nan"), "p99_us": float("nan"), "max_us": float("nan"), "mean_us": float("nan")}
-    return {"median_us": s[n // 2] / 1e3 if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2e3,
-            "p99_us": s[min(n - 1, int(n * 0.99))] / 1e3,
-            "max_us": s[-1] / 1e3,
-            "mean_us": sum(s) / n / 1e3}
+    return {
+        "median_us": s[n // 2] / 1e3 if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2e3,
+        "p99_us": s[min(n - 1, int(n * 0.99))] / 1e3,
+        "max_us": s[-1] / 1e3,
+        "mean_us": sum(s) / n / 1e3,
+    }
 
 
 def median(values: Iterable[float | None]) -> float:
@@ -84,7 +93,7 @@ def fmt(value: float | None, digits: int = 3) -> str:
     """A number with about ``digits`` significant figures, thousands separated when large."""
     if value is None or value != value:
         return "-"
-    if abs(value) >= 10 ** digits:
+    if abs(value) >= 10**digits:
         return f"{value:,.0f}"
     return f"{value:.{digits}g}"
 
@@ -121,8 +130,11 @@ def verdict(ok: bool | None) -> str:
 
 def targets_table(rows: Sequence[tuple[str, str, str, bool | None]], title: str = "Targets") -> Any:
     """rows: (what, target, measured, met?)."""
-    return table(title, ["what", "target", "measured", "verdict"],
-                 [(what, target, measured, verdict(ok)) for what, target, measured, ok in rows])
+    return table(
+        title,
+        ["what", "target", "measured", "verdict"],
+        [(what, target, measured, verdict(ok)) for what, target, measured, ok in rows],
+    )
 
 
 def emit_json(payload: dict[str, Any]) -> None:

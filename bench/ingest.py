@@ -29,12 +29,13 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from itertools import repeat
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
+import _common as C
 
 SCRIPT = Path(__file__).resolve()
 KEYS = ("loss", "acc", "val_loss", "lr")
@@ -69,12 +70,18 @@ def packed_batches(steps_per_batch: int, points: int, seed: int) -> Iterator[tup
     width = steps_per_batch * 8
     for seq in range(n_batches):
         a, b = seq * width, (seq + 1) * width
-        batch = Batch(BatchId(RUN_ID, 0, INCARNATION, seq),
-                      metrics=[MetricChunk(key, step_bytes[a:b], value_bytes[key][a:b], time_bytes[a:b])
-                               for key in KEYS])
+        batch = Batch(
+            BatchId(RUN_ID, 0, INCARNATION, seq),
+            metrics=[MetricChunk(key, step_bytes[a:b], value_bytes[key][a:b], time_bytes[a:b]) for key in KEYS],
+        )
         if seq == 0:
-            batch.meta = {"name": RUN_ID, "experiment": "bench", "host": "bench", "world_size": 1,
-                          "started_at": float(times[0])}
+            batch.meta = {
+                "name": RUN_ID,
+                "experiment": "bench",
+                "host": "bench",
+                "world_size": 1,
+                "started_at": float(times[0]),
+            }
             batch.status = [("running", float(times[0]))]
         yield pack_batch(batch), steps_per_batch * len(KEYS)
 
@@ -98,8 +105,12 @@ def fill_stream(url: str, steps_per_batch: int, points: int, seed: int) -> dict[
             pipe.execute()
     pipe.execute()
     client.close()
-    return {"batches": batches, "points": total_points, "wire_bytes": total_bytes,
-            "fill_s": time.perf_counter() - started}
+    return {
+        "batches": batches,
+        "points": total_points,
+        "wire_bytes": total_bytes,
+        "fill_s": time.perf_counter() - started,
+    }
 
 
 # ============================================================================================
@@ -109,8 +120,9 @@ def drain_aquarium(url: str, data_dir: Path, read_count: int) -> dict[str, Any]:
     import aquarium.collector.consumer as consumer
     from aquarium.collector import Collector, CollectorSettings
 
-    collector = Collector(CollectorSettings(redis_url=url, data_dir=data_dir, read_count=read_count,
-                                            consumer="bench", ingest_spool=False))
+    collector = Collector(
+        CollectorSettings(redis_url=url, data_dir=data_dir, read_count=read_count, consumer="bench", ingest_spool=False)
+    )
     totals: dict[str, float] = {}
     # bench-only instrumentation of this one live object; the collector's code is unchanged
     collector._read = C.timed(collector._read, totals, "read")  # type: ignore[method-assign]
@@ -120,18 +132,27 @@ def drain_aquarium(url: str, data_dir: Path, read_count: int) -> dict[str, Any]:
     collector.store.ingest = C.timed(collector.store.ingest, totals, "store")  # type: ignore[method-assign]
     collector.store.compact = C.timed(collector.store.compact, totals, "compact")  # type: ignore[method-assign]
     consumer.unpack_batch = C.timed(consumer.unpack_batch, totals, "decode")
-    from aquarium.collector.up import tune_gc_for_a_collector_process
+    from aquarium.collector.service import tune_gc_for_a_collector_process
 
     tune_gc_for_a_collector_process()  # what `aquarium collector` and `aquarium up` do in their process
     started = time.perf_counter()
     stats = collector.run(burst=True)
     total = time.perf_counter() - started
     collector.close()
-    return {"total_s": total, "points": stats.points, "batches": stats.stored, "reads": stats.reads,
-            "dead": stats.dead_letters, "compacted_chunks": stats.compacted,
-            "read_s": totals["read"], "decode_s": totals["decode"], "store_s": totals["store"],
-            "ack_s": totals["handle"] - totals["decode"] - totals["store"],
-            "compact_s": totals["compact"], "upkeep_s": totals["upkeep"]}
+    return {
+        "total_s": total,
+        "points": stats.points,
+        "batches": stats.stored,
+        "reads": stats.reads,
+        "dead": stats.dead_letters,
+        "compacted_chunks": stats.compacted,
+        "read_s": totals["read"],
+        "decode_s": totals["decode"],
+        "store_s": totals["store"],
+        "ack_s": totals["handle"] - totals["decode"] - totals["store"],
+        "compact_s": totals["compact"],
+        "upkeep_s": totals["upkeep"],
+    }
 
 
 ROWS_SCHEMA = """
@@ -181,14 +202,22 @@ def drain_rows(url: str, db_path: Path, read_count: int) -> dict[str, Any]:
             batch = unpack_batch(fields[field])
             run = run_ids.setdefault(batch.id.run, len(run_ids) + 1)
             for chunk in batch.metrics:
-                columns.append((run, chunk.key, np.frombuffer(chunk.steps, "<i8").tolist(),
-                                np.frombuffer(chunk.times, "<f8").tolist(),
-                                np.frombuffer(chunk.values, "<f8").tolist()))
+                columns.append(
+                    (
+                        run,
+                        chunk.key,
+                        np.frombuffer(chunk.steps, "<i8").tolist(),
+                        np.frombuffer(chunk.times, "<f8").tolist(),
+                        np.frombuffer(chunk.values, "<f8").tolist(),
+                    )
+                )
         t2 = clock()
         conn.execute("BEGIN")
         for run, key, steps, times, values in columns:
-            conn.executemany("INSERT INTO metrics (run_id, key, step, ts, value) VALUES (?, ?, ?, ?, ?)",
-                             zip(repeat(run), repeat(key), steps, times, values))
+            conn.executemany(
+                "INSERT INTO metrics (run_id, key, step, ts, value) VALUES (?, ?, ?, ?, ?)",
+                zip(repeat(run), repeat(key), steps, times, values),
+            )
             points += len(steps)
         conn.execute("COMMIT")
         t3 = clock()
@@ -200,8 +229,15 @@ def drain_rows(url: str, db_path: Path, read_count: int) -> dict[str, Any]:
     total = clock() - started
     conn.close()
     client.close()
-    return {"total_s": total, "points": points, "batches": batches, "reads": reads, "compact_s": 0.0,
-            "upkeep_s": 0.0, **totals}
+    return {
+        "total_s": total,
+        "points": points,
+        "batches": batches,
+        "reads": reads,
+        "compact_s": 0.0,
+        "upkeep_s": 0.0,
+        **totals,
+    }
 
 
 # ============================================================================================
@@ -217,8 +253,13 @@ def disk_usage(db_path: Path) -> dict[str, Any]:
     free = conn.execute("PRAGMA freelist_count").fetchone()[0]
     conn.close()
     after = db_path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
-    return {"bytes_before_checkpoint": before, "bytes": after, "live_bytes": (pages - free) * page_size,
-            "free_pages": free, "checkpoint_busy": busy}
+    return {
+        "bytes_before_checkpoint": before,
+        "bytes": after,
+        "live_bytes": (pages - free) * page_size,
+        "free_pages": free,
+        "checkpoint_busy": busy,
+    }
 
 
 def _timed_reads(fn: Any) -> tuple[list[float], Any]:
@@ -244,28 +285,42 @@ def read_back_aquarium(data_dir: Path) -> dict[str, Any]:
         ok = bool(len(series) == run["metrics"][key]["count"] and (series.steps[1:] > series.steps[:-1]).all())
     finally:
         store.close()
-    return {"persisted": persisted, "read_ms": statistics.median(times) * 1e3, "read_runs_ms": [t * 1e3 for t in times],
-            "series_points": len(series), "series_chunks": chunks, "series_ok": ok}
+    return {
+        "persisted": persisted,
+        "read_ms": statistics.median(times) * 1e3,
+        "read_runs_ms": [t * 1e3 for t in times],
+        "series_points": len(series),
+        "series_chunks": chunks,
+        "series_ok": ok,
+    }
 
 
 def read_back_rows(db_path: Path) -> dict[str, Any]:
     conn = _rows_connect(db_path)
     persisted = conn.execute("SELECT count(*) FROM metrics").fetchone()[0]
-    key = conn.execute("SELECT key FROM metrics WHERE run_id = 1 GROUP BY key ORDER BY count(*) DESC LIMIT 1"
-                       ).fetchone()[0]
+    key = conn.execute(
+        "SELECT key FROM metrics WHERE run_id = 1 GROUP BY key ORDER BY count(*) DESC LIMIT 1"
+    ).fetchone()[0]
     sql = "SELECT step, value FROM metrics WHERE run_id = ? AND key = ? ORDER BY step"
     times, rows = _timed_reads(lambda: conn.execute(sql, (1, key)).fetchall())
     plan = " ".join(str(r[-1]) for r in conn.execute("EXPLAIN QUERY PLAN " + sql, (1, key)))
     conn.close()
-    return {"persisted": persisted, "read_ms": statistics.median(times) * 1e3, "read_runs_ms": [t * 1e3 for t in times],
-            "series_points": len(rows), "series_chunks": None, "series_ok": len(rows) > 0, "plan": plan}
+    return {
+        "persisted": persisted,
+        "read_ms": statistics.median(times) * 1e3,
+        "read_runs_ms": [t * 1e3 for t in times],
+        "series_points": len(rows),
+        "series_chunks": None,
+        "series_ok": len(rows) > 0,
+        "plan": plan,
+    }
 
 
 # ============================================================================================
 # worker and orchestration
 # ============================================================================================
 def worker(spec: dict[str, Any]) -> None:
-    from aquarium.collector.redis_server import RedisServer
+    from aquarium.cli.redis_server import RedisServer
 
     tmp = Path(spec["tmp"])
     server = RedisServer(binary=C.REDIS_BINARY, data_dir=tmp / "redis").start()
@@ -285,11 +340,18 @@ def worker(spec: dict[str, Any]) -> None:
     finally:
         server.stop()
     points = drain["points"]
-    result = {**fill, **drain, **disk, **back, "expected": fill["points"],
-              "points_per_s": points / drain["total_s"], "batches_per_s": drain["batches"] / drain["total_s"],
-              "ingest_points_per_s": points / (drain["total_s"] - drain["compact_s"]),
-              "bytes_per_point": disk["bytes"] / points if points else None,
-              "live_bytes_per_point": disk["live_bytes"] / points if points else None}
+    result = {
+        **fill,
+        **drain,
+        **disk,
+        **back,
+        "expected": fill["points"],
+        "points_per_s": points / drain["total_s"],
+        "batches_per_s": drain["batches"] / drain["total_s"],
+        "ingest_points_per_s": points / (drain["total_s"] - drain["compact_s"]),
+        "bytes_per_point": disk["bytes"] / points if points else None,
+        "live_bytes_per_point": disk["live_bytes"] / points if points else None,
+    }
     C.write_result(spec, result)
 
 
@@ -318,12 +380,20 @@ def main() -> None:
     started = time.perf_counter()
     for rep, (design, shape) in C.interleave(jobs, args.repeats):
         points = args.small_points if shape == "small" else args.points
-        C.progress(f"repeat {rep + 1}/{args.repeats}: {design}, {shape} batches "
-                   f"({SHAPES[shape]} steps × {len(KEYS)} keys), {points:,} points")
+        C.progress(
+            f"repeat {rep + 1}/{args.repeats}: {design}, {shape} batches "
+            f"({SHAPES[shape]} steps × {len(KEYS)} keys), {points:,} points"
+        )
         tmp = Path(tempfile.mkdtemp(prefix="aqbench-ingest-"))
         try:
-            spec = {"design": design, "steps_per_batch": SHAPES[shape], "points": points, "seed": rep,
-                    "read_count": args.read_count, "tmp": str(tmp)}
+            spec = {
+                "design": design,
+                "steps_per_batch": SHAPES[shape],
+                "points": points,
+                "seed": rep,
+                "read_count": args.read_count,
+                "tmp": str(tmp),
+            }
             result = C.run_worker(SCRIPT, spec, tmp / "result.json", timeout=args.timeout)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -344,8 +414,13 @@ def _med(runs: list[dict[str, Any]], key: str, scale: float = 1.0) -> float:
     return C.median(_vals(runs, key, scale))
 
 
-def report(results: dict[tuple[str, str], list[dict[str, Any]]], shapes: list[str], designs: list[str],
-           args: argparse.Namespace, total_s: float) -> None:
+def report(
+    results: dict[tuple[str, str], list[dict[str, Any]]],
+    shapes: list[str],
+    designs: list[str],
+    args: argparse.Namespace,
+    total_s: float,
+) -> None:
     con = C.console()
     speed_rows, disk_rows = [], []
     for shape in shapes:
@@ -361,44 +436,80 @@ def report(results: dict[tuple[str, str], list[dict[str, Any]]], shapes: list[st
                 continue
             r0 = ok[0]
             vs_rows = design != "rows" and bool(base)
-            speed_rows.append([
-                label, design, f"{r0['batches']:,}", f"{r0['points']:,}",
-                C.with_runs(_vals(runs, "points_per_s", 1e-3)),
-                C.with_runs(_vals(runs, "batches_per_s")),
-                C.fmt(_med(runs, "ingest_points_per_s", 1e-3)),
-                *(C.fmt(_med(runs, k)) for k in ("read_s", "decode_s", "store_s", "ack_s", "compact_s")),
-                C.fmt(C.median(_ratio(runs, base, "points_per_s"))) + "×" if vs_rows else "-",
-            ])
+            speed_rows.append(
+                [
+                    label,
+                    design,
+                    f"{r0['batches']:,}",
+                    f"{r0['points']:,}",
+                    C.with_runs(_vals(runs, "points_per_s", 1e-3)),
+                    C.with_runs(_vals(runs, "batches_per_s")),
+                    C.fmt(_med(runs, "ingest_points_per_s", 1e-3)),
+                    *(C.fmt(_med(runs, k)) for k in ("read_s", "decode_s", "store_s", "ack_s", "compact_s")),
+                    C.fmt(C.median(_ratio(runs, base, "points_per_s"))) + "×" if vs_rows else "-",
+                ]
+            )
             persisted = sorted({(r["persisted"], r["expected"]) for r in ok})
-            disk_rows.append([
-                label, design,
-                C.with_runs(_vals(runs, "bytes_per_point")),
-                C.fmt(_med(runs, "live_bytes_per_point")),
-                f"{r0['series_points']:,}" + (f" / {r0['series_chunks']}" if r0.get("series_chunks") else ""),
-                C.with_runs(_vals(runs, "read_ms")),
-                C.fmt(C.median(_ratio(base, runs, "read_ms"))) + "× faster" if vs_rows else "-",
-                C.fmt(C.median(_ratio(base, runs, "bytes_per_point"))) + "× smaller" if vs_rows else "-",
-                " ".join(f"{p:,}/{e:,}" for p, e in persisted)
-                + ("" if all(r["series_ok"] for r in ok) else " [red]series check failed[/red]"),
-            ])
-    con.print(C.table(
-        f"Ingest: Redis stream → committed SQLite, one consumer, XREADGROUP count={args.read_count}; "
-        f"median of {args.repeats} (each run)",
-        ["batch shape", "design", "batches", "points", "k points/s end to end", "batches/s",
-         "k points/s w/o compaction", "read s", "decode s", "store s", "ack s", "compact s", "vs rows"],
-        speed_rows,
-        caption="end to end: first XREADGROUP to run(burst=True) returning (rows: to the empty read). read: "
-                "XREADGROUP; decode: unpack_batch (rows: + numpy → lists); store: the SQLite transaction incl. "
-                "commit, synchronous=FULL; ack: XACK + watermarks; compact: the collector's chunk merging."))
+            disk_rows.append(
+                [
+                    label,
+                    design,
+                    C.with_runs(_vals(runs, "bytes_per_point")),
+                    C.fmt(_med(runs, "live_bytes_per_point")),
+                    f"{r0['series_points']:,}" + (f" / {r0['series_chunks']}" if r0.get("series_chunks") else ""),
+                    C.with_runs(_vals(runs, "read_ms")),
+                    C.fmt(C.median(_ratio(base, runs, "read_ms"))) + "× faster" if vs_rows else "-",
+                    C.fmt(C.median(_ratio(base, runs, "bytes_per_point"))) + "× smaller" if vs_rows else "-",
+                    " ".join(f"{p:,}/{e:,}" for p, e in persisted)
+                    + ("" if all(r["series_ok"] for r in ok) else " [red]series check failed[/red]"),
+                ]
+            )
+    con.print(
+        C.table(
+            f"Ingest: Redis stream → committed SQLite, one consumer, XREADGROUP count={args.read_count}; "
+            f"median of {args.repeats} (each run)",
+            [
+                "batch shape",
+                "design",
+                "batches",
+                "points",
+                "k points/s end to end",
+                "batches/s",
+                "k points/s w/o compaction",
+                "read s",
+                "decode s",
+                "store s",
+                "ack s",
+                "compact s",
+                "vs rows",
+            ],
+            speed_rows,
+            caption="end to end: first XREADGROUP to run(burst=True) returning (rows: to the empty read). read: "
+            "XREADGROUP; decode: unpack_batch (rows: + numpy → lists); store: the SQLite transaction incl. "
+            "commit, synchronous=FULL; ack: XACK + watermarks; compact: the collector's chunk merging.",
+        )
+    )
     con.print()
-    con.print(C.table(
-        "On disk and read back: bytes per point after compaction, longest series read (median of 5 warm reads)",
-        ["batch shape", "design", "bytes/point on disk", "bytes/point live pages", "series points / chunks",
-         "read ms", "read vs rows", "size vs rows", "points persisted/expected"],
-        disk_rows,
-        caption="on disk: database + WAL after wal_checkpoint(TRUNCATE); live pages: without SQLite's free list. "
-                "aquarium read: Store.read_series (numpy arrays: steps, values, times); rows read: SELECT step, "
-                "value ... ORDER BY step, fetchall()."))
+    con.print(
+        C.table(
+            "On disk and read back: bytes per point after compaction, longest series read (median of 5 warm reads)",
+            [
+                "batch shape",
+                "design",
+                "bytes/point on disk",
+                "bytes/point live pages",
+                "series points / chunks",
+                "read ms",
+                "read vs rows",
+                "size vs rows",
+                "points persisted/expected",
+            ],
+            disk_rows,
+            caption="on disk: database + WAL after wal_checkpoint(TRUNCATE); live pages: without SQLite's free list. "
+            "aquarium read: Store.read_series (numpy arrays: steps, values, times); rows read: SELECT step, "
+            "value ... ORDER BY step, fetchall().",
+        )
+    )
     con.print()
 
     def ours(shape: str, key: str, scale: float = 1.0) -> float:
@@ -411,35 +522,88 @@ def report(results: dict[tuple[str, str], list[dict[str, Any]]], shapes: list[st
     checks: list[tuple[str, str, str, str, bool | None]] = []  # (id, what, target, measured, met)
     if "large" in shapes:
         v = ours("large", "points_per_s")
-        checks.append(("large_points_per_s", "points/s, large batches (1,000 × 4)", f"≥ {t['large_pps'] / 1e6:g} M",
-                       C.fmt(v / 1e6) + " M", _ge(v, t["large_pps"])))
+        checks.append(
+            (
+                "large_points_per_s",
+                "points/s, large batches (1,000 × 4)",
+                f"≥ {t['large_pps'] / 1e6:g} M",
+                C.fmt(v / 1e6) + " M",
+                _ge(v, t["large_pps"]),
+            )
+        )
     if "medium" in shapes:
         v = ours("medium", "points_per_s")
-        checks.append(("medium_points_per_s", "points/s, medium batches (100 × 4)", f"≥ {t['medium_pps'] / 1e6:g} M",
-                       C.fmt(v / 1e6) + " M", _ge(v, t["medium_pps"])))
+        checks.append(
+            (
+                "medium_points_per_s",
+                "points/s, medium batches (100 × 4)",
+                f"≥ {t['medium_pps'] / 1e6:g} M",
+                C.fmt(v / 1e6) + " M",
+                _ge(v, t["medium_pps"]),
+            )
+        )
     if "small" in shapes:
         v = ours("small", "batches_per_s")
-        checks.append(("small_batches_per_s", "batches/s, small batches (10 × 4)", f"≥ {t['small_bps'] / 1e3:g} k",
-                       C.fmt(v / 1e3) + " k", _ge(v, t["small_bps"])))
+        checks.append(
+            (
+                "small_batches_per_s",
+                "batches/s, small batches (10 × 4)",
+                f"≥ {t['small_bps'] / 1e3:g} k",
+                C.fmt(v / 1e3) + " k",
+                _ge(v, t["small_bps"]),
+            )
+        )
     for shape in shapes:
         v = ours(shape, "bytes_per_point")
-        checks.append((f"{shape}_bytes_per_point", f"bytes/point on disk, {shape}", f"≤ {t['bytes']:g}", C.fmt(v),
-                       _le(v, t["bytes"])))
+        checks.append(
+            (
+                f"{shape}_bytes_per_point",
+                f"bytes/point on disk, {shape}",
+                f"≤ {t['bytes']:g}",
+                C.fmt(v),
+                _le(v, t["bytes"]),
+            )
+        )
     for shape in shapes:
         n = results.get(("aquarium", shape), [{}])[0].get("series_points") or 0
         v = ours(shape, "read_ms")
-        checks.append((f"{shape}_read_ms", f"read a {n:,}-point series, {shape}"
-                       + ("" if n >= 1_000_000 else " (not 1M: no verdict)"),
-                       f"≤ {t['read_ms']:g} ms for 1M", C.fmt(v), _le(v, t["read_ms"]) if n >= 1_000_000 else None))
-    persisted_ok = all(r.get("persisted") == r.get("expected") and r.get("series_ok")
-                       for runs in results.values() for r in runs if "error" not in r)
-    checks.append(("persisted", "every point persisted, series in step order", "all", "yes" if persisted_ok else "no",
-                   persisted_ok))
-    con.print(C.targets_table([c[1:] for c in checks], title=f"Targets (aquarium; {'quick' if args.quick else 'full'} "
-                                                          f"run, {total_s:.0f} s)"))
+        checks.append(
+            (
+                f"{shape}_read_ms",
+                f"read a {n:,}-point series, {shape}" + ("" if n >= 1_000_000 else " (not 1M: no verdict)"),
+                f"≤ {t['read_ms']:g} ms for 1M",
+                C.fmt(v),
+                _le(v, t["read_ms"]) if n >= 1_000_000 else None,
+            )
+        )
+    persisted_ok = all(
+        r.get("persisted") == r.get("expected") and r.get("series_ok")
+        for runs in results.values()
+        for r in runs
+        if "error" not in r
+    )
+    checks.append(
+        (
+            "persisted",
+            "every point persisted, series in step order",
+            "all",
+            "yes" if persisted_ok else "no",
+            persisted_ok,
+        )
+    )
+    con.print(
+        C.targets_table(
+            [c[1:] for c in checks],
+            title=f"Targets (aquarium; {'quick' if args.quick else 'full'} run, {total_s:.0f} s)",
+        )
+    )
 
-    head: dict[str, Any] = {"bench": "ingest", "quick": args.quick, "repeats": args.repeats,
-                            "read_count": args.read_count}
+    head: dict[str, Any] = {
+        "bench": "ingest",
+        "quick": args.quick,
+        "repeats": args.repeats,
+        "read_count": args.read_count,
+    }
     for shape in shapes:
         head[f"{shape}_points_per_s"] = ours(shape, "points_per_s")
         head[f"{shape}_batches_per_s"] = ours(shape, "batches_per_s")
@@ -452,8 +616,9 @@ def report(results: dict[tuple[str, str], list[dict[str, Any]]], shapes: list[st
             head[f"{shape}_rows_points_per_s"] = rows_(shape, "points_per_s")
             head[f"{shape}_rows_bytes_per_point"] = rows_(shape, "bytes_per_point")
             head[f"{shape}_rows_read_ms"] = rows_(shape, "read_ms")
-            head[f"{shape}_speedup_vs_rows"] = C.median(_ratio(results.get(("aquarium", shape), []),
-                                                                results.get(("rows", shape), []), "points_per_s"))
+            head[f"{shape}_speedup_vs_rows"] = C.median(
+                _ratio(results.get(("aquarium", shape), []), results.get(("rows", shape), []), "points_per_s")
+            )
     head["points_persisted_ok"] = persisted_ok
     head["targets_met"] = {check[0]: check[4] for check in checks}
     head["wall_s"] = round(total_s, 1)

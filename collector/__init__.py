@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .compat import ExperimentManager
-    from .consumer import Collector, CollectorSettings
+    from .consumer import Collector
+    from .settings import CollectorSettings
     from .store import Store
 
 __all__ = ["Collector", "CollectorSettings", "ExperimentManager", "Store"]
 
-_HOMES = {"Collector": ".consumer", "CollectorSettings": ".consumer", "ExperimentManager": ".compat",
-          "Store": ".store"}
+_HOMES = {"Collector": ".consumer", "CollectorSettings": ".settings", "ExperimentManager": ".compat", "Store": ".store"}
 
 
 def __getattr__(name: str) -> Any:

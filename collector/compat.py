@@ -30,8 +30,10 @@ class StoredExperiment(MetricHistoryReads):
         self.experiment_name: str = run["name"]
         self.hyperparameters: dict[str, Any] = run["params"]
         self.tags: dict[str, str] = run["tags"]
-        self.metadata: dict[str, Any] = {"start_time": _iso(run["started_at"] or run["created_at"]),
-                                         "status": run["status"]}
+        self.metadata: dict[str, Any] = {
+            "start_time": _iso(run["started_at"] or run["created_at"]),
+            "status": run["status"],
+        }
         if run["ended_at"]:
             self.metadata["end_time"] = _iso(run["ended_at"])
         self.summary = run["metrics"]
@@ -80,19 +82,26 @@ class ExperimentManager:
         self.store.ingest_spool(include_live=True)
         experiments = []
         for run in self.store.list_runs():
-            experiments.append({
-                "experiment_name": run["name"], "experiment_id": run["id"], "status": run["status"],
-                "start_time": _iso(run["started_at"] or run["created_at"]), "end_time": _iso(run["ended_at"]),
-                "experiment": run["experiment"], "ranks": run["ranks"],
-                "summary": {"metrics": self.store.get_run(run["id"])["metrics"]},
-            })
+            experiments.append(
+                {
+                    "experiment_name": run["name"],
+                    "experiment_id": run["id"],
+                    "status": run["status"],
+                    "start_time": _iso(run["started_at"] or run["created_at"]),
+                    "end_time": _iso(run["ended_at"]),
+                    "experiment": run["experiment"],
+                    "ranks": run["ranks"],
+                    "summary": {"metrics": self.store.get_run(run["id"])["metrics"]},
+                }
+            )
         return experiments
 
     def delete_experiment(self, experiment_id: str) -> bool:
         return self.store.delete_run(experiment_id)
 
-    def compare_experiments(self, experiment_ids: list[str],
-                            metric_names: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    def compare_experiments(
+        self, experiment_ids: list[str], metric_names: list[str] | None = None
+    ) -> dict[str, dict[str, Any]]:
         """The compared series as data: ``comparison_<metric>`` -> id -> name, steps, values;
         plus ``hyperparameter_comparison`` -> id -> params when several were found."""
         found = [e for e in (self.get_experiment(i) for i in experiment_ids) if e is not None]
@@ -105,7 +114,10 @@ class ExperimentManager:
             for experiment in found:
                 steps, values = experiment._series(name)
                 result[f"comparison_{name}"][experiment.experiment_id] = {
-                    "name": experiment.experiment_name, "steps": steps, "values": values}
+                    "name": experiment.experiment_name,
+                    "steps": steps,
+                    "values": values,
+                }
         if len(found) > 1:
             result["hyperparameter_comparison"] = {e.experiment_id: e.hyperparameters for e in found}
         return result

@@ -11,23 +11,20 @@ group has acknowledged.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
 
-from aquarium.agent import env
 from aquarium.agent.errors import WireFormatError
 from aquarium.agent.redis_keys import BATCH_FIELD, DEAD_REASON_FIELD, DEAD_SOURCE_FIELD, RedisKeys
 from aquarium.agent.wire import Batch, unpack_batch
 
+from .settings import CollectorSettings
 from .store import IngestResult, Store
 
 log = logging.getLogger("aquarium.collector.consumer")
@@ -35,32 +32,6 @@ log = logging.getLogger("aquarium.collector.consumer")
 WATERMARK_TTL_SECONDS = 7 * 24 * 3600
 DEAD_LETTER_MAXLEN = 100_000  # diagnostics, not data: the oldest dead letters go first
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
-
-
-@dataclass(frozen=True)
-class CollectorSettings:
-    redis_url: str = env.REDIS_URL.default
-    data_dir: Path = Path(env.DATA_DIR.default)
-    prefix: str = env.STREAM_PREFIX.default
-    consumer: str = ""
-    read_count: int = 1000
-    block_ms: int = 100
-    claim_idle: float = 10.0
-    maintenance_interval: float = 1.0
-    ingest_spool: bool = True
-
-    @classmethod
-    def from_env(cls, **explicit: Any) -> "CollectorSettings":
-        """Explicit keyword arguments win over AQUARIUM_* variables, which win over defaults."""
-        values = {k: v for k, v in explicit.items() if v is not None}
-        values.setdefault("redis_url", env.REDIS_URL.get())
-        values["data_dir"] = Path(values.get("data_dir") or env.DATA_DIR.get())
-        values.setdefault("prefix", env.STREAM_PREFIX.get())
-        return cls(**values)
-
-    @property
-    def consumer_name(self) -> str:
-        return self.consumer or f"{socket.gethostname()}-{os.getpid()}"
 
 
 @dataclass
@@ -136,9 +107,14 @@ class Collector:
 
     def _read(self, start_id: str, block: bool) -> list[tuple[bytes, dict[bytes, bytes]]]:
         def read() -> Any:
-            return self.redis.xreadgroup(self.keys.group, self.consumer, {self.keys.stream: start_id},
-                                         count=self.settings.read_count,
-                                         block=self.settings.block_ms if block else None)
+            return self.redis.xreadgroup(
+                self.keys.group,
+                self.consumer,
+                {self.keys.stream: start_id},
+                count=self.settings.read_count,
+                block=self.settings.block_ms if block else None,
+            )
+
         try:
             reply = read()
         except redis.ResponseError as e:
@@ -170,9 +146,12 @@ class Collector:
         pipe = self.redis.pipeline(transaction=False)
         for entry_id, data, reason in dead:
             log.warning("dead letter %s: %s", entry_id.decode(), reason)
-            pipe.xadd(self.keys.dead_letter, {BATCH_FIELD: data, DEAD_REASON_FIELD: reason,
-                                              DEAD_SOURCE_FIELD: entry_id},
-                      maxlen=DEAD_LETTER_MAXLEN, approximate=True)
+            pipe.xadd(
+                self.keys.dead_letter,
+                {BATCH_FIELD: data, DEAD_REASON_FIELD: reason, DEAD_SOURCE_FIELD: entry_id},
+                maxlen=DEAD_LETTER_MAXLEN,
+                approximate=True,
+            )
         pipe.xack(self.keys.stream, self.keys.group, *[eid for eid, _ in entries])
         self._queue_watermarks(pipe, result)
         pipe.execute()
@@ -208,8 +187,11 @@ class Collector:
 
     # -- upkeep --------------------------------------------------------------------------------
     def _recreate_group(self, error: redis.ResponseError) -> None:
-        log.warning("consumer group %s is gone (%s); Redis restarted empty or the stream was deleted: "
-                    "recreating it", self.keys.group, error)
+        log.warning(
+            "consumer group %s is gone (%s); Redis restarted empty or the stream was deleted: recreating it",
+            self.keys.group,
+            error,
+        )
         self._group_ready = False
         self._ensure_group()
 
@@ -231,8 +213,14 @@ class Collector:
         idle_ms = int(self.settings.claim_idle * 1000)
         while True:
             try:
-                reply = self.redis.xautoclaim(self.keys.stream, self.keys.group, self.consumer, idle_ms,
-                                              start_id=cursor, count=self.settings.read_count)
+                reply = self.redis.xautoclaim(
+                    self.keys.stream,
+                    self.keys.group,
+                    self.consumer,
+                    idle_ms,
+                    start_id=cursor,
+                    count=self.settings.read_count,
+                )
             except redis.ResponseError as e:
                 if not _group_lost(e):
                     raise
@@ -284,8 +272,13 @@ class Collector:
         """Ingest spool files under the data dir (offline runs, what agents spooled at finish)."""
         report = self.store.ingest_spool(include_live=include_live)
         if report.batches:
-            log.info("ingested %d spooled batches (%d new, %d points) from %d files",
-                     report.batches, report.stored, report.points, report.files)
+            log.info(
+                "ingested %d spooled batches (%d new, %d points) from %d files",
+                report.batches,
+                report.stored,
+                report.points,
+                report.files,
+            )
             self.stats.spool_batches += report.batches
             try:
                 pipe = self.redis.pipeline(transaction=False)

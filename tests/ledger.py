@@ -8,9 +8,10 @@ import threading
 import time
 from array import array
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import redis
@@ -69,8 +70,10 @@ class Ledger:
         for (run_id, key), count in sorted(self.logged.items()):
             stored = store.get_run(run_id)["metrics"].get(key, {}).get("count", 0)
             if stored != count:
-                problems.append(f"{run_id}/{key}: {count} points logged, {stored} stored "
-                                f"({'duplicated' if stored > count else 'lost'})")
+                problems.append(
+                    f"{run_id}/{key}: {count} points logged, {stored} stored "
+                    f"({'duplicated' if stored > count else 'lost'})"
+                )
         for run_id in sorted({r for r, _ in self.logged} if not allow_gaps else ()):
             for inc in store.get_run(run_id)["incarnations"]:
                 if inc["missing"]:
@@ -142,12 +145,20 @@ class CollectorThread:
 _started: list[aq.Run] = []
 
 
-def start_run(redis_url: str, data_dir: Path, run_id: str, rank: int = 0, world_size: int = 1,
-              **settings: Any) -> aq.Run:
+def start_run(
+    redis_url: str, data_dir: Path, run_id: str, rank: int = 0, world_size: int = 1, **settings: Any
+) -> aq.Run:
     settings.setdefault("commit_wait", 20.0)
     settings.setdefault("finish_timeout", WAIT)
-    run = aq.init(experiment="delivery", run_id=run_id, rank=rank, world_size=world_size,
-                  redis_url=redis_url, data_dir=data_dir, **settings)
+    run = aq.init(
+        experiment="delivery",
+        run_id=run_id,
+        rank=rank,
+        world_size=world_size,
+        redis_url=redis_url,
+        data_dir=data_dir,
+        **settings,
+    )
     _started.append(run)
     return run
 
@@ -158,11 +169,20 @@ def finish_started_runs() -> None:
         _started.pop().finish(timeout=WAIT)  # a finished run just returns its report
 
 
-def make_batch(run_id: str, seq: int, steps: list[int], *, rank: int = 0, inc: str = "inc-a",
-               key: str = "x", values: list[float] | None = None) -> Batch:
+def make_batch(
+    run_id: str,
+    seq: int,
+    steps: list[int],
+    *,
+    rank: int = 0,
+    inc: str = "inc-a",
+    key: str = "x",
+    values: list[float] | None = None,
+) -> Batch:
     values = [value_of(s, rank) for s in steps] if values is None else values
-    chunk = MetricChunk(key, array("q", steps).tobytes(), array("d", values).tobytes(),
-                        array("d", [1.7e9 + s for s in steps]).tobytes())
+    chunk = MetricChunk(
+        key, array("q", steps).tobytes(), array("d", values).tobytes(), array("d", [1.7e9 + s for s in steps]).tobytes()
+    )
     return Batch(BatchId(run_id, rank, inc, seq), [chunk])
 
 

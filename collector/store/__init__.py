@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Iterable
+from typing import Any
 
 from aquarium.agent.wire import Batch
 
@@ -56,23 +57,28 @@ class Store:
             removed += self._writer.execute(lambda conn, sid=series_id: _compact.compact_series(conn, sid))
         return removed
 
-    def ingest_spool(self, spool_dir: str | Path | None = None, delete: bool = True,
-                     include_live: bool = True) -> SpoolIngestReport:
+    def ingest_spool(
+        self, spool_dir: str | Path | None = None, delete: bool = True, include_live: bool = True
+    ) -> SpoolIngestReport:
         """Ingest spool files (default: this data dir's spool) through the ledger.
 
         Finished files are deleted once committed; files a live agent still writes are read
         (the ledger makes re-reading harmless) and kept, or skipped with ``include_live=False``.
         """
-        return ingest_spool_dir(Path(spool_dir) if spool_dir else self.spool_dir, self.ingest,
-                                delete=delete, include_live=include_live)
+        return ingest_spool_dir(
+            Path(spool_dir) if spool_dir else self.spool_dir, self.ingest, delete=delete, include_live=include_live
+        )
 
     def delete_run(self, run_id: str) -> bool:
         """Remove a run and its points. Its ledger stays, so redelivered batches do not revive it."""
+
         def delete(conn: sqlite3.Connection) -> bool:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 found = conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount > 0
-                conn.execute("DELETE FROM chunks WHERE series_id IN (SELECT id FROM series WHERE run_id = ?)", (run_id,))
+                conn.execute(
+                    "DELETE FROM chunks WHERE series_id IN (SELECT id FROM series WHERE run_id = ?)", (run_id,)
+                )
                 for table in ("series", "params", "tags", "status_history"):
                     conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
                 conn.execute("COMMIT")
@@ -80,6 +86,7 @@ class Store:
                 conn.execute("ROLLBACK")
                 raise
             return found
+
         return self._writer.execute(delete)
 
     # -- reads ---------------------------------------------------------------------------------
@@ -121,15 +128,26 @@ class Store:
         return agg
 
     def watermark(self, run_id: str, rank: int, incarnation: str) -> int:
-        row = self._reader().execute(
-            "SELECT committed_seq FROM incarnations WHERE run_id = ? AND rank = ? AND incarnation = ?",
-            (run_id, rank, incarnation)).fetchone()
+        row = (
+            self._reader()
+            .execute(
+                "SELECT committed_seq FROM incarnations WHERE run_id = ? AND rank = ? AND incarnation = ?",
+                (run_id, rank, incarnation),
+            )
+            .fetchone()
+        )
         return -1 if row is None else int(row[0])
 
     def chunk_count(self, run_id: str, key: str, rank: int = 0) -> int:
-        row = self._reader().execute(
-            "SELECT count(*) FROM chunks c JOIN series s ON s.id = c.series_id WHERE s.run_id = ? AND s.key = ? "
-            "AND s.rank = ?", (run_id, key, rank)).fetchone()
+        row = (
+            self._reader()
+            .execute(
+                "SELECT count(*) FROM chunks c JOIN series s ON s.id = c.series_id WHERE s.run_id = ? AND s.key = ? "
+                "AND s.rank = ?",
+                (run_id, key, rank),
+            )
+            .fetchone()
+        )
         return int(row[0])
 
     # -- lifetime ------------------------------------------------------------------------------
@@ -143,6 +161,7 @@ class Store:
     def __enter__(self) -> "Store":
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()

@@ -30,8 +30,7 @@ class EncodedChunk:
 
 
 def _compress(array: np.ndarray) -> bytes:
-    return bytes(blosc2.compress(array, typesize=8, clevel=1, codec=blosc2.Codec.ZSTD,
-                                 filter=blosc2.Filter.SHUFFLE))
+    return bytes(blosc2.compress(array, typesize=8, clevel=1, codec=blosc2.Codec.ZSTD, filter=blosc2.Filter.SHUFFLE))
 
 
 def _delta(array: np.ndarray) -> np.ndarray:
@@ -46,9 +45,12 @@ def encode(steps: np.ndarray, values: np.ndarray, times: np.ndarray) -> EncodedC
     """Pack three columns (int64 steps, float64 values, float64 times)."""
     steps = np.ascontiguousarray(steps, dtype=_I8)
     time_bits = np.ascontiguousarray(times, dtype=_F8).view(_I8)
-    return EncodedChunk(PACKED, _compress(_delta(steps)),
-                        _compress(np.ascontiguousarray(values, dtype=_F8)),
-                        _compress(_delta(time_bits)))
+    return EncodedChunk(
+        PACKED,
+        _compress(_delta(steps)),
+        _compress(np.ascontiguousarray(values, dtype=_F8)),
+        _compress(_delta(time_bits)),
+    )
 
 
 def decode_column(encoding: int, blob: bytes, kind: str) -> np.ndarray:

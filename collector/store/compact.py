@@ -38,10 +38,13 @@ def compact_series(conn: sqlite3.Connection, series_id: int) -> int:
 
 
 def _compact(conn: sqlite3.Connection, series_id: int) -> int:
-    rows = conn.execute("""
+    rows = conn.execute(
+        """
         SELECT c.id, c.incarnation_id, c.seq_first, c.seq_last, c.n, c.encoding, i.committed_seq
         FROM chunks c JOIN incarnations i ON i.id = c.incarnation_id
-        WHERE c.series_id = ? ORDER BY i.incarnation, c.seq_last""", (series_id,)).fetchall()
+        WHERE c.series_id = ? ORDER BY i.incarnation, c.seq_last""",
+        (series_id,),
+    ).fetchall()
     removed = 0
     run: list[tuple] = []
 
@@ -59,21 +62,27 @@ def _compact(conn: sqlite3.Connection, series_id: int) -> int:
         if settled_small:
             run.append(row)
     flush()
-    small = conn.execute("SELECT count(*) FROM chunks WHERE series_id = ? AND (encoding = ? OR n < ?)",
-                         (series_id, codec.RAW, SMALL_CHUNK_POINTS)).fetchone()[0]
+    small = conn.execute(
+        "SELECT count(*) FROM chunks WHERE series_id = ? AND (encoding = ? OR n < ?)",
+        (series_id, codec.RAW, SMALL_CHUNK_POINTS),
+    ).fetchone()[0]
     total = conn.execute("SELECT count(*) FROM chunks WHERE series_id = ?", (series_id,)).fetchone()[0]
     # Small chunks that cannot merge yet (unsettled, or alone) are not counted again, so a
     # series is revisited only after enough new ones arrive.
-    conn.execute("UPDATE series SET chunks = ?, small_chunks = ? WHERE id = ?",
-                 (total, 0 if removed or small < COMPACT_AT_SMALL_CHUNKS else small, series_id))
+    conn.execute(
+        "UPDATE series SET chunks = ?, small_chunks = ? WHERE id = ?",
+        (total, 0 if removed or small < COMPACT_AT_SMALL_CHUNKS else small, series_id),
+    )
     return removed
 
 
 def _merge(conn: sqlite3.Connection, series_id: int, run: list[tuple]) -> int:
     ids = [r[0] for r in run]
     placeholders = ",".join("?" * len(ids))
-    blobs = {r[0]: r for r in conn.execute(
-        f"SELECT id, encoding, steps, vals, times FROM chunks WHERE id IN ({placeholders})", ids)}
+    blobs = {
+        r[0]: r
+        for r in conn.execute(f"SELECT id, encoding, steps, vals, times FROM chunks WHERE id IN ({placeholders})", ids)
+    }
     columns = {name: [] for name in ("steps", "values", "times")}
     for chunk_id in ids:
         _, encoding, steps, vals, times = blobs[chunk_id]
@@ -83,8 +92,21 @@ def _merge(conn: sqlite3.Connection, series_id: int, run: list[tuple]) -> int:
     steps, values, times = (np.concatenate(columns[k]) for k in ("steps", "values", "times"))
     enc = codec.encode(steps, values, times)
     conn.execute(f"DELETE FROM chunks WHERE id IN ({placeholders})", ids)
-    conn.execute("""INSERT INTO chunks (series_id, incarnation_id, seq_first, seq_last, n, first_step, last_step,
+    conn.execute(
+        """INSERT INTO chunks (series_id, incarnation_id, seq_first, seq_last, n, first_step, last_step,
                     encoding, steps, vals, times) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                 (series_id, run[0][1], run[0][2], run[-1][3], len(steps), int(steps[0]), int(steps[-1]),
-                  enc.encoding, enc.steps, enc.values, enc.times))
+        (
+            series_id,
+            run[0][1],
+            run[0][2],
+            run[-1][3],
+            len(steps),
+            int(steps[0]),
+            int(steps[-1]),
+            enc.encoding,
+            enc.steps,
+            enc.values,
+            enc.times,
+        ),
+    )
     return len(ids) - 1

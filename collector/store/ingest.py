@@ -12,8 +12,9 @@ import json
 import sqlite3
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -66,25 +67,32 @@ def ingest(conn: sqlite3.Connection, batches: Iterable[Batch], now: float | None
     return result
 
 
-def _ingest_incarnation(conn: sqlite3.Connection, inc_key: IncKey, by_seq: dict[int, Batch], now: float,
-                        result: IngestResult) -> None:
+def _ingest_incarnation(
+    conn: sqlite3.Connection, inc_key: IncKey, by_seq: dict[int, Batch], now: float, result: IngestResult
+) -> None:
     run_id, rank, incarnation = inc_key
     inc_id, committed = _incarnation(conn, run_id, rank, incarnation, now)
     seqs = sorted(by_seq)
     candidates = [s for s in seqs if s > committed]
     existing: set[int] = set()
     if candidates:
-        existing = {row[0] for row in conn.execute(
-            "SELECT seq FROM batches WHERE incarnation_id = ? AND seq BETWEEN ? AND ?",
-            (inc_id, candidates[0], candidates[-1]))}
+        existing = {
+            row[0]
+            for row in conn.execute(
+                "SELECT seq FROM batches WHERE incarnation_id = ? AND seq BETWEEN ? AND ?",
+                (inc_id, candidates[0], candidates[-1]),
+            )
+        }
     fresh = [by_seq[s] for s in candidates if s not in existing]
     result.duplicates += len(seqs) - len(fresh)
     if not fresh:
         if committed >= 0:  # republish: after a Redis restart the agent needs to hear it again
             result.watermarks[inc_key] = committed
         return
-    conn.executemany("INSERT INTO batches (incarnation_id, seq, received_at, points) VALUES (?, ?, ?, ?)",
-                     [(inc_id, b.id.seq, now, b.point_count) for b in fresh])
+    conn.executemany(
+        "INSERT INTO batches (incarnation_id, seq, received_at, points) VALUES (?, ?, ?, ?)",
+        [(inc_id, b.id.seq, now, b.point_count) for b in fresh],
+    )
     _ensure_run(conn, run_id, now)
     for batch in fresh:
         _apply_events(conn, batch, now)
@@ -96,7 +104,8 @@ def _ingest_incarnation(conn: sqlite3.Connection, inc_key: IncKey, by_seq: dict[
     max_seq, batch_count = conn.execute(
         """UPDATE incarnations SET committed_seq = ?, max_seq = max(max_seq, ?), batches = batches + ?
            WHERE id = ? RETURNING max_seq, batches""",
-        (new_committed, fresh[-1].id.seq, len(fresh), inc_id)).fetchone()
+        (new_committed, fresh[-1].id.seq, len(fresh), inc_id),
+    ).fetchone()
     conn.execute("UPDATE runs SET updated_at = ? WHERE id = ?", (now, run_id))
     if new_committed >= 0:
         result.watermarks[inc_key] = new_committed
@@ -105,10 +114,14 @@ def _ingest_incarnation(conn: sqlite3.Connection, inc_key: IncKey, by_seq: dict[
 
 
 def _incarnation(conn: sqlite3.Connection, run_id: str, rank: int, incarnation: str, now: float) -> tuple[int, int]:
-    conn.execute("INSERT OR IGNORE INTO incarnations (run_id, rank, incarnation, first_seen) VALUES (?, ?, ?, ?)",
-                 (run_id, rank, incarnation, now))
-    row = conn.execute("SELECT id, committed_seq FROM incarnations WHERE run_id = ? AND rank = ? AND incarnation = ?",
-                       (run_id, rank, incarnation)).fetchone()
+    conn.execute(
+        "INSERT OR IGNORE INTO incarnations (run_id, rank, incarnation, first_seen) VALUES (?, ?, ?, ?)",
+        (run_id, rank, incarnation, now),
+    )
+    row = conn.execute(
+        "SELECT id, committed_seq FROM incarnations WHERE run_id = ? AND rank = ? AND incarnation = ?",
+        (run_id, rank, incarnation),
+    ).fetchone()
     return row[0], row[1]
 
 
@@ -116,8 +129,9 @@ def _advance_watermark(conn: sqlite3.Connection, inc_id: int, committed: int, lo
     """The new highest contiguous seq: it moves only when this transaction filled the next seq."""
     if lowest_fresh != committed + 1:
         return committed
-    for (seq,) in conn.execute("SELECT seq FROM batches WHERE incarnation_id = ? AND seq > ? ORDER BY seq",
-                               (inc_id, committed)):
+    for (seq,) in conn.execute(
+        "SELECT seq FROM batches WHERE incarnation_id = ? AND seq > ? ORDER BY seq", (inc_id, committed)
+    ):
         if seq != committed + 1:
             break
         committed = seq
@@ -125,8 +139,10 @@ def _advance_watermark(conn: sqlite3.Connection, inc_id: int, committed: int, lo
 
 
 def _ensure_run(conn: sqlite3.Connection, run_id: str, now: float) -> None:
-    conn.execute("INSERT OR IGNORE INTO runs (id, name, created_at, updated_at, status_at) VALUES (?, ?, ?, ?, 0)",
-                 (run_id, run_id, now, now))
+    conn.execute(
+        "INSERT OR IGNORE INTO runs (id, name, created_at, updated_at, status_at) VALUES (?, ?, ?, ?, 0)",
+        (run_id, run_id, now, now),
+    )
 
 
 def _experiment_id(conn: sqlite3.Connection, name: str, now: float) -> int:
@@ -148,32 +164,43 @@ def _apply_events(conn: sqlite3.Connection, batch: Batch, now: float) -> None:
         if isinstance(meta.get("world_size"), int):
             fields["world_size"] = meta["world_size"]
         if isinstance(meta.get("started_at"), (int, float)):
-            conn.execute("UPDATE runs SET started_at = min(coalesce(started_at, ?), ?) WHERE id = ?",
-                         (meta["started_at"], meta["started_at"], run_id))
+            conn.execute(
+                "UPDATE runs SET started_at = min(coalesce(started_at, ?), ?) WHERE id = ?",
+                (meta["started_at"], meta["started_at"], run_id),
+            )
         if batch.id.rank == 0:
             fields["meta"] = json.dumps(meta, default=str)
         if fields:
             assignments = ", ".join(f"{name} = ?" for name in fields)
             conn.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*fields.values(), run_id))
     if batch.params:
-        conn.executemany("INSERT OR REPLACE INTO params (run_id, key, value) VALUES (?, ?, ?)",
-                         [(run_id, str(k), json.dumps(v, default=str)) for k, v in batch.params.items()])
+        conn.executemany(
+            "INSERT OR REPLACE INTO params (run_id, key, value) VALUES (?, ?, ?)",
+            [(run_id, str(k), json.dumps(v, default=str)) for k, v in batch.params.items()],
+        )
     if batch.tags:
-        conn.executemany("INSERT OR REPLACE INTO tags (run_id, key, value) VALUES (?, ?, ?)",
-                         [(run_id, str(k), str(v)) for k, v in batch.tags.items()])
+        conn.executemany(
+            "INSERT OR REPLACE INTO tags (run_id, key, value) VALUES (?, ?, ?)",
+            [(run_id, str(k), str(v)) for k, v in batch.tags.items()],
+        )
     for status, at in batch.status:
-        conn.execute("INSERT INTO status_history (run_id, rank, status, at) VALUES (?, ?, ?, ?)",
-                     (run_id, batch.id.rank, status, at))
+        conn.execute(
+            "INSERT INTO status_history (run_id, rank, status, at) VALUES (?, ?, ?, ?)",
+            (run_id, batch.id.rank, status, at),
+        )
         # rank 0 speaks for the run; other ranks only fill in when rank 0 said nothing yet
-        conn.execute("""UPDATE runs SET status = ?, status_at = ?,
+        conn.execute(
+            """UPDATE runs SET status = ?, status_at = ?,
                         ended_at = CASE WHEN ? IN ('completed', 'failed', 'crashed', 'killed', 'interrupted')
                                         THEN ? ELSE NULL END
                         WHERE id = ? AND (? = 0 OR status_at = 0) AND ? >= coalesce(status_at, 0)""",
-                     (status, at, status, at, run_id, batch.id.rank, at))
+            (status, at, status, at, run_id, batch.id.rank, at),
+        )
 
 
-def _store_metrics(conn: sqlite3.Connection, run_id: str, rank: int, incarnation: str, inc_id: int,
-                   fresh: list[Batch]) -> int:
+def _store_metrics(
+    conn: sqlite3.Connection, run_id: str, rank: int, incarnation: str, inc_id: int, fresh: list[Batch]
+) -> int:
     """Chunk rows (one per series per run of contiguous seqs) and summary updates."""
     per_key: dict[str, list[tuple[int, MetricChunk]]] = defaultdict(list)
     for batch in fresh:
@@ -188,8 +215,9 @@ def _store_metrics(conn: sqlite3.Connection, run_id: str, rank: int, incarnation
             times = np.frombuffer(b"".join(p.times for p in pieces), dtype="<f8")
             for a in range(0, len(steps), MAX_CHUNK_POINTS):
                 b = a + MAX_CHUNK_POINTS
-                _insert_chunk(conn, series, inc_id, incarnation, seq_first, seq_last,
-                              steps[a:b], values[a:b], times[a:b])
+                _insert_chunk(
+                    conn, series, inc_id, incarnation, seq_first, seq_last, steps[a:b], values[a:b], times[a:b]
+                )
             points += len(steps)
         _save_series(conn, series)
     return points
@@ -214,8 +242,17 @@ def _series(conn: sqlite3.Connection, run_id: str, key: str, rank: int) -> _Seri
     return _Series(zip(names, cursor.fetchone()))
 
 
-def _insert_chunk(conn: sqlite3.Connection, series: _Series, inc_id: int, incarnation: str, seq_first: int,
-                  seq_last: int, steps: np.ndarray, values: np.ndarray, times: np.ndarray) -> None:
+def _insert_chunk(
+    conn: sqlite3.Connection,
+    series: _Series,
+    inc_id: int,
+    incarnation: str,
+    seq_first: int,
+    seq_last: int,
+    steps: np.ndarray,
+    values: np.ndarray,
+    times: np.ndarray,
+) -> None:
     n = len(steps)
     if n >= PACK_AT_POINTS:
         enc = codec.encode(steps, values, times)
@@ -223,16 +260,25 @@ def _insert_chunk(conn: sqlite3.Connection, series: _Series, inc_id: int, incarn
         encoding = enc.encoding
     else:
         blobs, small, encoding = (steps.tobytes(), values.tobytes(), times.tobytes()), 1, codec.RAW
-    conn.execute("""INSERT INTO chunks (series_id, incarnation_id, seq_first, seq_last, n, first_step, last_step,
+    conn.execute(
+        """INSERT INTO chunks (series_id, incarnation_id, seq_first, seq_last, n, first_step, last_step,
                     encoding, steps, vals, times) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                 (series["id"], inc_id, seq_first, seq_last, n, int(steps[0]), int(steps[-1]), encoding, *blobs))
+        (series["id"], inc_id, seq_first, seq_last, n, int(steps[0]), int(steps[-1]), encoding, *blobs),
+    )
     _update_summary(series, incarnation, seq_first, seq_last, steps, values, times)
     series["chunks"] += 1
     series["small_chunks"] += small
 
 
-def _update_summary(s: _Series, incarnation: str, seq_first: int, seq_last: int, steps: np.ndarray,
-                    values: np.ndarray, times: np.ndarray) -> None:
+def _update_summary(
+    s: _Series,
+    incarnation: str,
+    seq_first: int,
+    seq_last: int,
+    steps: np.ndarray,
+    values: np.ndarray,
+    times: np.ndarray,
+) -> None:
     """Fold new points into the summary: count, first/last step, last/min/max value and steps."""
     first_step, last_index = int(steps.min()), len(steps) - 1 - int(np.argmax(steps[::-1]))
     in_order = (incarnation, seq_first) > (s["tail_incarnation"], s["tail_seq"])
@@ -261,5 +307,6 @@ def _update_summary(s: _Series, incarnation: str, seq_first: int, seq_last: int,
 
 def _save_series(conn: sqlite3.Connection, s: _Series) -> None:
     names = [k for k in s if k not in ("id", "run_id", "key", "rank")]
-    conn.execute(f"UPDATE series SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?",
-                 (*(s[n] for n in names), s["id"]))
+    conn.execute(
+        f"UPDATE series SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?", (*(s[n] for n in names), s["id"])
+    )

@@ -69,21 +69,33 @@ def list_runs(conn: sqlite3.Connection, experiment: str | None = None) -> list[d
 
 def get_run(conn: sqlite3.Connection, run_id: str) -> dict[str, Any]:
     """Everything about one run except its points; raises RunNotFoundError."""
-    rows = _rows(conn.execute(f"""SELECT {_RUN_COLUMNS}, r.meta FROM runs r
-                                 LEFT JOIN experiments e ON e.id = r.experiment_id WHERE r.id = ?""", (run_id,)))
+    rows = _rows(
+        conn.execute(
+            f"""SELECT {_RUN_COLUMNS}, r.meta FROM runs r
+                                 LEFT JOIN experiments e ON e.id = r.experiment_id WHERE r.id = ?""",
+            (run_id,),
+        )
+    )
     if not rows:
         raise RunNotFoundError(run_id)
     run = rows[0]
     run["meta"] = json.loads(run["meta"] or "{}")
-    run["params"] = {k: json.loads(v) for k, v in conn.execute(
-        "SELECT key, value FROM params WHERE run_id = ? ORDER BY key", (run_id,))}
+    run["params"] = {
+        k: json.loads(v)
+        for k, v in conn.execute("SELECT key, value FROM params WHERE run_id = ? ORDER BY key", (run_id,))
+    }
     run["tags"] = dict(conn.execute("SELECT key, value FROM tags WHERE run_id = ? ORDER BY key", (run_id,)))
-    run["status_history"] = _rows(conn.execute(
-        "SELECT status, rank, at FROM status_history WHERE run_id = ? ORDER BY at, rowid", (run_id,)))
+    run["status_history"] = _rows(
+        conn.execute("SELECT status, rank, at FROM status_history WHERE run_id = ? ORDER BY at, rowid", (run_id,))
+    )
     run["ranks"] = sorted({r[0] for r in conn.execute("SELECT rank FROM incarnations WHERE run_id = ?", (run_id,))})
-    run["incarnations"] = _rows(conn.execute(
-        """SELECT rank, incarnation, committed_seq, max_seq, batches, max_seq + 1 - batches AS missing
-           FROM incarnations WHERE run_id = ? ORDER BY rank, incarnation""", (run_id,)))
+    run["incarnations"] = _rows(
+        conn.execute(
+            """SELECT rank, incarnation, committed_seq, max_seq, batches, max_seq + 1 - batches AS missing
+           FROM incarnations WHERE run_id = ? ORDER BY rank, incarnation""",
+            (run_id,),
+        )
+    )
     run["metrics"] = metric_summaries(conn, run_id)
     return run
 
@@ -92,8 +104,19 @@ def metric_summaries(conn: sqlite3.Connection, run_id: str) -> dict[str, dict[st
     """Per metric across ranks: points stored, last (of the highest step), min and max."""
     summaries: dict[str, dict[str, Any]] = {}
     for row in _rows(conn.execute("SELECT * FROM series WHERE run_id = ? ORDER BY key, rank", (run_id,))):
-        s = summaries.setdefault(row["key"], {"count": 0, "ranks": 0, "last": None, "last_step": None,
-                                              "min": None, "min_step": None, "max": None, "max_step": None})
+        s = summaries.setdefault(
+            row["key"],
+            {
+                "count": 0,
+                "ranks": 0,
+                "last": None,
+                "last_step": None,
+                "min": None,
+                "min_step": None,
+                "max": None,
+                "max_step": None,
+            },
+        )
         s["count"] += row["count"]
         s["ranks"] += 1
         if s["last_step"] is None or (row["last_step"] is not None and row["last_step"] > s["last_step"]):
@@ -110,14 +133,15 @@ def metric_keys(conn: sqlite3.Connection, run_id: str) -> list[str]:
 
 
 def series_ranks(conn: sqlite3.Connection, run_id: str, key: str) -> list[int]:
-    return [r[0] for r in conn.execute("SELECT rank FROM series WHERE run_id = ? AND key = ? ORDER BY rank",
-                                       (run_id, key))]
+    return [
+        r[0] for r in conn.execute("SELECT rank FROM series WHERE run_id = ? AND key = ? ORDER BY rank", (run_id, key))
+    ]
 
 
-def read_series(conn: sqlite3.Connection, run_id: str, key: str, rank: int = 0,
-                with_times: bool = True) -> Series:
-    row = conn.execute("SELECT id, ordered FROM series WHERE run_id = ? AND key = ? AND rank = ?",
-                       (run_id, key, rank)).fetchone()
+def read_series(conn: sqlite3.Connection, run_id: str, key: str, rank: int = 0, with_times: bool = True) -> Series:
+    row = conn.execute(
+        "SELECT id, ordered FROM series WHERE run_id = ? AND key = ? AND rank = ?", (run_id, key, rank)
+    ).fetchone()
     if row is None:
         if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
             raise RunNotFoundError(run_id)
@@ -125,8 +149,11 @@ def read_series(conn: sqlite3.Connection, run_id: str, key: str, rank: int = 0,
     series_id, ordered = row
     cols = "c.encoding, c.steps, c.vals" + (", c.times" if with_times else "")
     parts: dict[str, list[np.ndarray]] = {"steps": [], "values": [], "times": []}
-    for chunk in conn.execute(f"""SELECT {cols} FROM chunks c JOIN incarnations i ON i.id = c.incarnation_id
-                                  WHERE c.series_id = ? ORDER BY i.incarnation, c.seq_last""", (series_id,)):
+    for chunk in conn.execute(
+        f"""SELECT {cols} FROM chunks c JOIN incarnations i ON i.id = c.incarnation_id
+                                  WHERE c.series_id = ? ORDER BY i.incarnation, c.seq_last""",
+        (series_id,),
+    ):
         encoding = chunk[0]
         parts["steps"].append(codec.decode_column(encoding, chunk[1], "steps"))
         parts["values"].append(codec.decode_column(encoding, chunk[2], "values"))
@@ -146,8 +173,9 @@ def _concat(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays).astype(dtype, copy=False)
 
 
-def _last_value_per_step(steps: np.ndarray, values: np.ndarray,
-                         times: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _last_value_per_step(
+    steps: np.ndarray, values: np.ndarray, times: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sort by step; where a step was logged more than once, keep the last value logged."""
     reversed_steps = steps[::-1]
     unique_steps, first_in_reversed = np.unique(reversed_steps, return_index=True)

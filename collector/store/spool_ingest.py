@@ -9,13 +9,13 @@ incarnation) are rejected with the reason and the file is kept, renamed ``*.reje
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from aquarium.agent.errors import SpoolError, WireFormatError
-from aquarium.agent.spool import SpoolHeader, is_locked, read_spool, spool_files
-from aquarium.agent.wire import Batch, unpack_batch
+from aquarium.agent.errors import SpoolError
+from aquarium.agent.spool import is_locked, read_valid, retire, spool_files
+from aquarium.agent.wire import Batch
 
 from .ingest import IngestResult
 
@@ -38,8 +38,9 @@ class SpoolIngestReport:
     result: IngestResult = field(default_factory=IngestResult)
 
 
-def ingest_spool_dir(spool_dir: Path, ingest: Callable[[list[Batch]], IngestResult],
-                     delete: bool = True, include_live: bool = True) -> SpoolIngestReport:
+def ingest_spool_dir(
+    spool_dir: Path, ingest: Callable[[list[Batch]], IngestResult], delete: bool = True, include_live: bool = True
+) -> SpoolIngestReport:
     report = SpoolIngestReport()
     for path in spool_files(spool_dir):
         if include_live or not is_locked(path):
@@ -47,55 +48,9 @@ def ingest_spool_dir(spool_dir: Path, ingest: Callable[[list[Batch]], IngestResu
     return report
 
 
-@dataclass
-class ValidRecords:
-    """A spool file's records that belong to it, as raw bytes and decoded batches."""
-
-    header: SpoolHeader
-    records: list[bytes] = field(default_factory=list)
-    batches: list[Batch] = field(default_factory=list)
-    rejected: list[str] = field(default_factory=list)
-    torn_bytes: int = 0
-
-
-def read_valid(path: Path) -> ValidRecords:
-    """Read a spool file, keeping the records that decode and carry the file's own batch ids.
-
-    Raises SpoolError (or OSError) when the file is not a readable spool at all.
-    """
-    read = read_spool(path)
-    header = read.header
-    valid = ValidRecords(header, torn_bytes=read.torn_bytes)
-    for record in read.records:
-        try:
-            batch = unpack_batch(record)
-        except WireFormatError as e:
-            valid.rejected.append(e.reason)
-            continue
-        if (batch.id.run, batch.id.rank, batch.id.incarnation) != (header.run, header.rank, header.incarnation):
-            valid.rejected.append(f"batch {batch.id.run}/{batch.id.rank}/{batch.id.incarnation} "
-                                  f"in the spool of {header.run}/{header.rank}/{header.incarnation}")
-            continue
-        valid.records.append(record)
-        valid.batches.append(batch)
-    return valid
-
-
-def retire(path: Path, rejected: bool) -> None:
-    """A committed file goes; one with rejected records stays as ``*.rejected`` for inspection."""
-    if rejected:
-        path.rename(path.with_suffix(path.suffix + ".rejected"))
-        log.warning("spool %s had rejected records; kept as %s.rejected", path, path.name)
-    else:
-        path.unlink(missing_ok=True)
-    try:
-        path.parent.rmdir()
-    except OSError:
-        pass
-
-
-def ingest_spool_file(path: Path, ingest: Callable[[list[Batch]], IngestResult], report: SpoolIngestReport,
-                      delete: bool = True) -> None:
+def ingest_spool_file(
+    path: Path, ingest: Callable[[list[Batch]], IngestResult], report: SpoolIngestReport, delete: bool = True
+) -> None:
     live = is_locked(path)
     try:
         valid = read_valid(path)
@@ -109,7 +64,7 @@ def ingest_spool_file(path: Path, ingest: Callable[[list[Batch]], IngestResult],
         log.warning("spool %s: %d bytes of torn or corrupt records were skipped", path, valid.torn_bytes)
     report.rejected.extend((str(path), reason) for reason in valid.rejected)
     for start in range(0, len(valid.batches), BATCHES_PER_TRANSACTION):
-        _flush(valid.batches[start: start + BATCHES_PER_TRANSACTION], ingest, report)
+        _flush(valid.batches[start : start + BATCHES_PER_TRANSACTION], ingest, report)
     if live or not delete:
         report.kept_live.append(str(path))
         return

@@ -12,18 +12,18 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import psutil
 import pytest
 from click.testing import CliRunner
 
 import aquarium.agent as aq
-from aquarium.collector.cli import cli
-from aquarium.collector.redis_server import free_port
+from aquarium.cli import cli
+from aquarium.cli.redis_server import free_port
 
-AQUARIUM = [sys.executable, "-P", "-c", "from aquarium.collector.cli import main; main()"]
+AQUARIUM = [sys.executable, "-P", "-c", "from aquarium.cli import main; main()"]
 
 
 class Up:
@@ -34,8 +34,9 @@ class Up:
         full_env.pop("AQUARIUM_REDIS_URL", None)
         full_env.update(env or {})
         command = list(args) if args and args[0] == "collector" else ["up", *args]
-        self.process = subprocess.Popen([*AQUARIUM, *command], cwd=cwd, env=full_env, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True)
+        self.process = subprocess.Popen(
+            [*AQUARIUM, *command], cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         self.lines: "queue.Queue[str]" = queue.Queue()
         self.output: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)

@@ -12,11 +12,9 @@ from pathlib import Path
 
 import redis
 
-from aquarium.agent.errors import SpoolError
-from aquarium.agent.redis_keys import BATCH_FIELD, RedisKeys
-from aquarium.agent.spool import is_locked, spool_files
-
-from .store.spool_ingest import read_valid, retire
+from .errors import SpoolError
+from .redis_keys import BATCH_FIELD, RedisKeys
+from .spool import is_locked, read_valid, retire, spool_files
 
 XADD_PIPELINE = 500
 
@@ -68,13 +66,20 @@ def sync_through_redis(spool_dir: Path, client: redis.Redis, keys: RedisKeys, wa
         report.problems.extend(f"{path}: {reason}" for reason in valid.rejected)
         for start in range(0, len(valid.records), XADD_PIPELINE):
             pipe = client.pipeline(transaction=False)
-            for record in valid.records[start:start + XADD_PIPELINE]:
+            for record in valid.records[start : start + XADD_PIPELINE]:
                 pipe.xadd(keys.stream, {BATCH_FIELD: record})
             pipe.execute()
         report.sent += len(valid.records)
         head = valid.header
-        sent.append(_Sent(path, head.run, RedisKeys.watermark_field(head.rank, head.incarnation),
-                          max((b.id.seq for b in valid.batches), default=-1), bool(valid.rejected)))
+        sent.append(
+            _Sent(
+                path,
+                head.run,
+                RedisKeys.watermark_field(head.rank, head.incarnation),
+                max((b.id.seq for b in valid.batches), default=-1),
+                bool(valid.rejected),
+            )
+        )
     waiting = sent if wait > 0 else []
     deadline = time.monotonic() + wait
     while waiting:
@@ -90,7 +95,9 @@ def sync_through_redis(spool_dir: Path, client: redis.Redis, keys: RedisKeys, wa
     report.kept = len(waiting) if wait > 0 else len(sent)
     report.uncommitted = len(waiting)
     if waiting:
-        report.problems.append(f"{len(waiting)} files were not committed within {wait:g}s and are kept: is a "
-                               "collector running (`aquarium up` / `aquarium collector`)? Sending them again is "
-                               "harmless.")
+        report.problems.append(
+            f"{len(waiting)} files were not committed within {wait:g}s and are kept: is a "
+            "collector running (`aquarium up` / `aquarium collector`)? Sending them again is "
+            "harmless."
+        )
     return report

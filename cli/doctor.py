@@ -12,12 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from rich.markup import escape
+from rich.table import Table
 
 from aquarium.agent.redis_keys import RedisKeys
 from aquarium.agent.spool import is_locked, spool_files
+
+from .options import console, data_dir_option, redis_options
 
 MIN_REDIS = (6, 2)  # XAUTOCLAIM, which reclaims a dead collector's entries
 ACTIVE_IDLE_MS = 5000  # a collector blocks in XREADGROUP for 100 ms at a time: idle stays small
@@ -36,8 +41,9 @@ class Check:
 
 def connect(url: str, timeout: float = 1.0) -> redis.Redis:
     """A client that fails fast (no retries): for probing, not for shipping."""
-    return redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout * 2,
-                                retry=Retry(NoBackoff(), 0))
+    return redis.Redis.from_url(
+        url, socket_connect_timeout=timeout, socket_timeout=timeout * 2, retry=Retry(NoBackoff(), 0)
+    )
 
 
 def probe(url: str) -> str | None:
@@ -77,8 +83,14 @@ def redis_checks(url: str, keys: RedisKeys) -> list[Check]:
         try:
             info: dict[str, Any] = client.info()
         except redis.RedisError as e:
-            return [Check("redis", False, f"cannot reach {url} ({type(e).__name__}: {e}); start one with "
-                                          "`aquarium up` or set AQUARIUM_REDIS_URL / --redis-url")]
+            return [
+                Check(
+                    "redis",
+                    False,
+                    f"cannot reach {url} ({type(e).__name__}: {e}); start one with "
+                    "`aquarium up` or set AQUARIUM_REDIS_URL / --redis-url",
+                )
+            ]
         return [Check("redis", True, f"{url} answers"), _version(info), _eviction(info), _stream(client, keys)]
     finally:
         client.close()
@@ -89,8 +101,9 @@ def _version(info: dict[str, Any]) -> Check:
     parts = tuple(int(p) for p in raw.split(".")[:2] if p.isdigit())
     if parts >= MIN_REDIS:
         return Check("redis version", True, raw)
-    return Check("redis version", False, f"{raw}: 6.2 or newer is needed (XAUTOCLAIM reclaims a dead "
-                                         "collector's batches)")
+    return Check(
+        "redis version", False, f"{raw}: 6.2 or newer is needed (XAUTOCLAIM reclaims a dead collector's batches)"
+    )
 
 
 def _eviction(info: dict[str, Any]) -> Check:
@@ -100,8 +113,11 @@ def _eviction(info: dict[str, Any]) -> Check:
         return Check("maxmemory-policy", None, "not reported by this server; it must be noeviction")
     if policy == "noeviction":
         return Check("maxmemory-policy", True, "noeviction")
-    return Check("maxmemory-policy", False, f"{policy}: Redis may evict batches no collector has stored yet; "
-                                            "set `maxmemory-policy noeviction`")
+    return Check(
+        "maxmemory-policy",
+        False,
+        f"{policy}: Redis may evict batches no collector has stored yet; set `maxmemory-policy noeviction`",
+    )
 
 
 def _stream(client: redis.Redis, keys: RedisKeys) -> Check:
@@ -121,9 +137,11 @@ def _stream(client: redis.Redis, keys: RedisKeys) -> Check:
         return Check("stream", ok, f"{keys.stream}: {length} entries, no collector has connected yet{dead_note}")
     lag = group.get("lag")
     active = active_collectors(client, keys)
-    detail = (f"{keys.stream}: {length} entries, {group['pending']} pending"
-              + (f", {lag} unread" if lag is not None else "")
-              + f"; {len(active)} active collector(s) of {group['consumers']}{dead_note}")
+    detail = (
+        f"{keys.stream}: {length} entries, {group['pending']} pending"
+        + (f", {lag} unread" if lag is not None else "")
+        + f"; {len(active)} active collector(s) of {group['consumers']}{dead_note}"
+    )
     return Check("stream", None if dead or (length and not active) else True, detail)
 
 
@@ -154,7 +172,7 @@ def _writable(data_dir: Path) -> Check:
 
 def _store(data_dir: Path) -> Check:
     """Open (creating and migrating) the store; a data dir not created yet is tried in a temp dir."""
-    from .store import Store
+    from aquarium.collector import Store
 
     db = data_dir / "aquarium.db"
     try:
@@ -186,3 +204,24 @@ def _spool(spool_dir: Path) -> Check:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@click.command("doctor")
+@redis_options()
+@data_dir_option
+def doctor_command(redis_url: str, prefix: str, data_dir: Path) -> None:
+    """Check the installation; exit code 0 if every check passes, else 1.
+
+    Redis reachable and >= 6.2 (XAUTOCLAIM), maxmemory-policy noeviction, the data dir
+    writable, the SQLite store opening and migrating, spooled files waiting, and the stream's
+    length, pending entries and collectors.
+    """
+    checks = run_checks(redis_url, data_dir, prefix)
+    table = Table("", "check", "details", title="aquarium doctor", title_justify="left")
+    colors = {True: "green", False: "red", None: "yellow"}
+    for check in checks:
+        color = colors[check.ok]
+        table.add_row(f"[{color}]{check.mark}[/{color}]", check.name, escape(check.detail))
+    console().print(table)
+    if any(check.ok is False for check in checks):
+        raise SystemExit(1)

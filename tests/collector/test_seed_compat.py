@@ -34,8 +34,9 @@ def test_seed_quick_start(tmp_path: Path) -> None:
 
     manager = ExperimentManager(base_dir=tmp_path)
     listed = manager.list_experiments()
-    assert [(e["experiment_id"], e["experiment_name"], e["status"]) for e in listed] == \
-        [(tracker.experiment_id, "my_experiment", "completed")]
+    assert [(e["experiment_id"], e["experiment_name"], e["status"]) for e in listed] == [
+        (tracker.experiment_id, "my_experiment", "completed")
+    ]
     experiment = manager.get_experiment(tracker.experiment_id)
     assert experiment is not None
     assert experiment.get_best_metric("accuracy", mode="max") == (0.9, 9)

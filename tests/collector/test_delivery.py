@@ -11,22 +11,37 @@ import time
 from pathlib import Path
 
 import redis
+from ledger import (
+    KEYS,
+    WAIT,
+    CollectorThread,
+    Ledger,
+    burst,
+    make_batch,
+    pending,
+    start_run,
+    stream_seqs,
+    value_of,
+    wait_until,
+)
+from servers import FaultyRedis as RedisServer
 
 from aquarium.agent.redis_keys import RedisKeys
 from aquarium.agent.spool import SpoolHeader, SpoolWriter, segment_path
 from aquarium.agent.wire import pack_batch
 from aquarium.collector import Store
-from aquarium.collector.redis_server import RedisServer
-from ledger import (KEYS, WAIT, CollectorThread, Ledger, burst, make_batch, pending, start_run, stream_seqs,
-                    value_of, wait_until)
 
 
 # -- the tests ---------------------------------------------------------------------------------
-def test_happy_path_burst_collector_stores_every_point_once(redis_url: str, data_dir: Path,
-                                                            client: redis.Redis) -> None:
+def test_happy_path_burst_collector_stores_every_point_once(
+    redis_url: str, data_dir: Path, client: redis.Redis
+) -> None:
     ledger = Ledger()
-    runs = [start_run(redis_url, data_dir, run_id, rank=rank, world_size=2)
-            for run_id in ("happy-a", "happy-b") for rank in range(2)]
+    runs = [
+        start_run(redis_url, data_dir, run_id, rank=rank, world_size=2)
+        for run_id in ("happy-a", "happy-b")
+        for rank in range(2)
+    ]
     for step in range(3000):
         for run in runs:
             ledger.log(run, step)
@@ -50,8 +65,9 @@ def test_happy_path_burst_collector_stores_every_point_once(redis_url: str, data
     assert not list((data_dir / "spool").rglob("*.spool"))
 
 
-def test_finish_reports_everything_committed_with_a_live_collector(redis_url: str, data_dir: Path,
-                                                                   client: redis.Redis) -> None:
+def test_finish_reports_everything_committed_with_a_live_collector(
+    redis_url: str, data_dir: Path, client: redis.Redis
+) -> None:
     ledger = Ledger()
     with CollectorThread(redis_url, data_dir) as running:
         runs = [start_run(redis_url, data_dir, "live", rank=rank, world_size=2) for rank in range(2)]
@@ -77,8 +93,9 @@ def test_a_short_run_waits_for_the_live_collector_at_finish(redis_url: str, data
     assert report.committed_seq == report.last_seq and report.spooled_files == [], report
 
 
-def test_redis_down_at_init_spools_then_replays_in_seq_order(fresh_redis: RedisServer, data_dir: Path,
-                                                             tmp_path: Path) -> None:
+def test_redis_down_at_init_spools_then_replays_in_seq_order(
+    fresh_redis: RedisServer, data_dir: Path, tmp_path: Path
+) -> None:
     fresh_redis.kill()  # nothing listens on its port now
     ledger = Ledger()
     run = start_run(fresh_redis.url, data_dir, "offline-start")  # returns: connecting is the shipper's job
@@ -91,8 +108,10 @@ def test_redis_down_at_init_spools_then_replays_in_seq_order(fresh_redis: RedisS
 
     fresh_redis.start()
     spooled = run.stats.batches_spooled
-    wait_until(lambda: run.stats.batches_replayed >= spooled,
-               lambda: f"replayed {run.stats.batches_replayed} of {spooled} spooled batches")
+    wait_until(
+        lambda: run.stats.batches_replayed >= spooled,
+        lambda: f"replayed {run.stats.batches_replayed} of {spooled} spooled batches",
+    )
     r = redis.Redis.from_url(fresh_redis.url)
     try:
         assert stream_seqs(r, "offline-start") == list(range(spooled))  # replayed in seq order
@@ -118,8 +137,9 @@ def test_duplicate_deliveries_are_stored_once(client: redis.Redis, redis_url: st
         for batch in batches:
             client.xadd(KEYS.stream, {"b": pack_batch(batch)})
     # ... and the same batches in a spool file, as when an agent spooled what it had shipped
-    writer = SpoolWriter(segment_path(data_dir / "spool", "dup", 0, "inc-a", 0),
-                         SpoolHeader("dup", 0, "inc-a", time.time()))
+    writer = SpoolWriter(
+        segment_path(data_dir / "spool", "dup", 0, "inc-a", 0), SpoolHeader("dup", 0, "inc-a", time.time())
+    )
     for batch in batches:
         writer.append(pack_batch(batch))
     writer.close()
@@ -133,8 +153,9 @@ def test_duplicate_deliveries_are_stored_once(client: redis.Redis, redis_url: st
         assert store.get_run("dup")["incarnations"][0]["batches"] == 10
 
 
-def test_memory_bound_spills_unconfirmed_batches_to_the_spool(redis_url: str, data_dir: Path,
-                                                              client: redis.Redis) -> None:
+def test_memory_bound_spills_unconfirmed_batches_to_the_spool(
+    redis_url: str, data_dir: Path, client: redis.Redis
+) -> None:
     ledger = Ledger()
     run = start_run(redis_url, data_dir, "tiny-memory", max_memory_bytes=10_000)
     for step in range(6000):
@@ -172,8 +193,20 @@ def test_relogged_steps_keep_the_last_value_across_a_restart(redis_url: str, dat
         ledger.check(store)  # one value per step, the last logged; every logged point stored once
         series = store.read_series("relog", "x")
         assert series.steps.tolist() == list(range(12))
-        assert series.values.tolist() == [0.0, 1.0, 2.0, 300.0, 4.0, 105.0, 106.0, 107.0,
-                                          1008.0, 1009.0, 1010.0, 1011.0]
+        assert series.values.tolist() == [
+            0.0,
+            1.0,
+            2.0,
+            300.0,
+            4.0,
+            105.0,
+            106.0,
+            107.0,
+            1008.0,
+            1009.0,
+            1010.0,
+            1011.0,
+        ]
         assert store.get_run("relog")["metrics"]["x"]["count"] == 10 + 5 + 4
 
 

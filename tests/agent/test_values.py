@@ -40,10 +40,19 @@ class FakeTensor:
         return self.values[0]
 
 
-@pytest.mark.parametrize("value, expected", [
-    (1.5, 1.5), (3, 3.0), (True, 1.0), (False, 0.0), (Fraction(1, 4), 0.25),
-    (FakeNumpyScalar(2.5), 2.5), (FakeNumpyScalar(7), 7.0), (FakeTensor([0.125]), 0.125),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (1.5, 1.5),
+        (3, 3.0),
+        (True, 1.0),
+        (False, 0.0),
+        (Fraction(1, 4), 0.25),
+        (FakeNumpyScalar(2.5), 2.5),
+        (FakeNumpyScalar(7), 7.0),
+        (FakeTensor([0.125]), 0.125),
+    ],
+)
 def test_numbers_of_every_kind_become_floats(value: object, expected: float) -> None:
     result = to_float("k", value)
     assert type(result) is float and result == expected
@@ -55,11 +64,20 @@ def test_nan_and_inf_are_kept(value: float) -> None:
     assert (math.isnan(result) and math.isnan(value)) or result == value
 
 
-@pytest.mark.parametrize("value, fragment", [
-    ("0.5", "strings are not metrics"), (None, "None"), ([1.0, 2.0], "one number"), ({"a": 1}, "one number"),
-    (FakeTensor([1.0, 2.0]), "2 elements"), (FakeNumpyScalar("text"), "strings"), (Decimal("1.5"), "not a number"),
-    (object(), "not a number"), (10**400, "too large"),
-])
+@pytest.mark.parametrize(
+    "value, fragment",
+    [
+        ("0.5", "strings are not metrics"),
+        (None, "None"),
+        ([1.0, 2.0], "one number"),
+        ({"a": 1}, "one number"),
+        (FakeTensor([1.0, 2.0]), "2 elements"),
+        (FakeNumpyScalar("text"), "strings"),
+        (Decimal("1.5"), "not a number"),
+        (object(), "not a number"),
+        (10**400, "too large"),
+    ],
+)
 def test_non_numbers_raise_naming_the_key(value: object, fragment: str) -> None:
     with pytest.raises(InvalidValueError) as info:
         to_float("train/loss", value)
@@ -67,10 +85,18 @@ def test_non_numbers_raise_naming_the_key(value: object, fragment: str) -> None:
     assert "train/loss" in str(info.value) and fragment in str(info.value)
 
 
-@pytest.mark.parametrize("name, fragment", [
-    ("", "empty"), ("   ", "empty"), ("x" * 251, "251 characters"), ("a\nb", "control"), ("tab\there", "control"),
-    ("nul\x00", "control"), (42, "must be a str"),
-])
+@pytest.mark.parametrize(
+    "name, fragment",
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("x" * 251, "251 characters"),
+        ("a\nb", "control"),
+        ("tab\there", "control"),
+        ("nul\x00", "control"),
+        (42, "must be a str"),
+    ],
+)
 def test_bad_names_raise(name: object, fragment: str) -> None:
     with pytest.raises(InvalidNameError) as info:
         validate_name(name)
@@ -90,10 +116,23 @@ def test_steps_must_be_integers() -> None:
 
 
 def test_params_flatten_and_keep_types() -> None:
-    flat = flatten_params({"lr": 1e-3, "opt": {"name": "adam", "betas": (0.9, 0.99)}, "layers": [64, 64],
-                           "path": Path("/data"), "none": None})
-    assert flat == {"lr": 1e-3, "opt.name": "adam", "opt.betas": [0.9, 0.99], "layers": [64, 64],
-                    "path": "/data", "none": None}
+    flat = flatten_params(
+        {
+            "lr": 1e-3,
+            "opt": {"name": "adam", "betas": (0.9, 0.99)},
+            "layers": [64, 64],
+            "path": Path("/data"),
+            "none": None,
+        }
+    )
+    assert flat == {
+        "lr": 1e-3,
+        "opt.name": "adam",
+        "opt.betas": [0.9, 0.99],
+        "layers": [64, 64],
+        "path": "/data",
+        "none": None,
+    }
     with pytest.raises(InvalidValueError):
         flatten_params({"huge": "x" * 70000})
 

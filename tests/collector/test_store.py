@@ -17,10 +17,23 @@ from aquarium.collector import Store
 from aquarium.collector.store import codec
 
 
-def make_batch(seq: int, steps: list[int], values: list[float], *, run: str = "r1", rank: int = 0,
-               inc: str = "inc-a", key: str = "loss", **events: object) -> Batch:
-    chunk = MetricChunk(key, array("q", steps).tobytes(), array("d", values).tobytes(),
-                        array("d", [1.7e9 + s * 1e-3 for s in steps]).tobytes())
+def make_batch(
+    seq: int,
+    steps: list[int],
+    values: list[float],
+    *,
+    run: str = "r1",
+    rank: int = 0,
+    inc: str = "inc-a",
+    key: str = "loss",
+    **events: object,
+) -> Batch:
+    chunk = MetricChunk(
+        key,
+        array("q", steps).tobytes(),
+        array("d", values).tobytes(),
+        array("d", [1.7e9 + s * 1e-3 for s in steps]).tobytes(),
+    )
     return Batch(BatchId(run, rank, inc, seq), [chunk] if steps else [], **events)  # type: ignore[arg-type]
 
 
@@ -68,8 +81,7 @@ def test_late_batch_is_ordered_by_seq_not_arrival(store: Store) -> None:
 
 
 def test_summary_counts_last_min_max_and_ignores_nan(store: Store) -> None:
-    store.ingest([make_batch(0, [0, 1, 2, 3], [5.0, math.nan, -2.0, 7.0]),
-                  make_batch(1, [4], [math.inf])])
+    store.ingest([make_batch(0, [0, 1, 2, 3], [5.0, math.nan, -2.0, 7.0]), make_batch(1, [4], [math.inf])])
     summary = store.get_run("r1")["metrics"]["loss"]
     assert summary["count"] == 5 and summary["last_step"] == 4 and summary["last"] == math.inf
     assert (summary["min"], summary["min_step"]) == (-2.0, 2)
@@ -77,12 +89,21 @@ def test_summary_counts_last_min_max_and_ignores_nan(store: Store) -> None:
 
 
 def test_events_set_run_fields(store: Store) -> None:
-    store.ingest([make_batch(0, [], [], meta={"name": "lr-1e-3", "experiment": "resnet", "world_size": 2,
-                                              "host": "node1", "started_at": 100.0},
-                             params={"lr": 0.001, "layers": [1, 2]}, tags={"best": ""},
-                             status=[("running", 100.0)]),
-                  make_batch(0, [], [], rank=1, status=[("running", 101.0)]),
-                  make_batch(1, [], [], status=[("completed", 200.0)])])
+    store.ingest(
+        [
+            make_batch(
+                0,
+                [],
+                [],
+                meta={"name": "lr-1e-3", "experiment": "resnet", "world_size": 2, "host": "node1", "started_at": 100.0},
+                params={"lr": 0.001, "layers": [1, 2]},
+                tags={"best": ""},
+                status=[("running", 100.0)],
+            ),
+            make_batch(0, [], [], rank=1, status=[("running", 101.0)]),
+            make_batch(1, [], [], status=[("completed", 200.0)]),
+        ]
+    )
     run = store.get_run("r1")
     assert (run["name"], run["experiment"], run["world_size"], run["host"]) == ("lr-1e-3", "resnet", 2, "node1")
     assert run["params"] == {"lr": 0.001, "layers": [1, 2]} and run["tags"] == {"best": ""}
@@ -93,9 +114,13 @@ def test_events_set_run_fields(store: Store) -> None:
 
 
 def test_aggregate_across_ranks(store: Store) -> None:
-    store.ingest([make_batch(0, [0, 1, 2], [1.0, 2.0, 3.0], rank=0),
-                  make_batch(0, [0, 1], [3.0, math.nan], rank=1),
-                  make_batch(0, [0, 2], [5.0, 9.0], rank=2)])
+    store.ingest(
+        [
+            make_batch(0, [0, 1, 2], [1.0, 2.0, 3.0], rank=0),
+            make_batch(0, [0, 1], [3.0, math.nan], rank=1),
+            make_batch(0, [0, 2], [5.0, 9.0], rank=2),
+        ]
+    )
     agg = store.read_aggregate("r1", "loss")
     assert agg.steps.tolist() == [0, 1, 2]
     assert agg.mean.tolist() == [3.0, 2.0, 6.0]
@@ -116,10 +141,12 @@ def test_unknown_run_raises_a_clear_error(store: Store) -> None:
 def test_compaction_merges_small_settled_chunks_without_changing_the_series(store: Store) -> None:
     rng = np.random.default_rng(0)
     values = rng.normal(size=2000)
-    batches = [make_batch(seq, list(range(seq * 10, seq * 10 + 10)), values[seq * 10: seq * 10 + 10].tolist())
-               for seq in range(200)]
+    batches = [
+        make_batch(seq, list(range(seq * 10, seq * 10 + 10)), values[seq * 10 : seq * 10 + 10].tolist())
+        for seq in range(200)
+    ]
     for i in range(0, 200, 3):  # few batches per transaction, like a collector keeping up
-        store.ingest(batches[i: i + 3][::-1])  # reversed within a read: still one value per step
+        store.ingest(batches[i : i + 3][::-1])  # reversed within a read: still one value per step
     before = store.read_series("r1", "loss")
     assert store.chunk_count("r1", "loss") > 50
     removed = store.compact()

@@ -14,15 +14,21 @@ from aquarium.agent.wire import MAX_BATCH_BYTES, Batch, BatchId, MetricChunk, pa
 
 
 def chunk(key: str, steps: list[int], values: list[float]) -> MetricChunk:
-    return MetricChunk(key, array("q", steps).tobytes(), array("d", values).tobytes(),
-                       array("d", [1.7e9 + s for s in steps]).tobytes())
+    return MetricChunk(
+        key, array("q", steps).tobytes(), array("d", values).tobytes(), array("d", [1.7e9 + s for s in steps]).tobytes()
+    )
 
 
 def test_round_trip_is_exact_including_nan_and_inf() -> None:
     values = [0.1, math.nan, math.inf, -math.inf, -0.0, 5e-324, 1.7976931348623157e308]
-    batch = Batch(BatchId("run-1", 3, "inc", 7), [chunk("loss", list(range(len(values))), values)],
-                  params={"lr": 0.001, "layers": [1, 2]}, tags={"t": ""}, status=[("running", 1.0)],
-                  meta={"name": "n"})
+    batch = Batch(
+        BatchId("run-1", 3, "inc", 7),
+        [chunk("loss", list(range(len(values))), values)],
+        params={"lr": 0.001, "layers": [1, 2]},
+        tags={"t": ""},
+        status=[("running", 1.0)],
+        meta={"name": "n"},
+    )
     back = unpack_batch(pack_batch(batch))
     assert back.id == BatchId("run-1", 3, "inc", 7)
     assert back.metrics[0].steps == batch.metrics[0].steps
@@ -37,24 +43,27 @@ def body(**overrides: object) -> bytes:
     return msgpack.packb(base, use_bin_type=True)
 
 
-@pytest.mark.parametrize("data, fragment", [
-    (b"\xc1\xc1garbage", "not msgpack"),
-    (msgpack.packb([1, 2, 3]), "not a map"),
-    (body(v=99), "unknown wire version 99"),
-    (body(v=None), "unknown wire version None"),
-    (body(id=["r", 0, "i"]), "id must be"),
-    (body(id=["bad id!", 0, "i", 0]), "bad run id"),
-    (body(id=["r", -1, "i", 0]), "bad rank"),
-    (body(id=["r", 0, "i", -5]), "bad seq"),
-    (body(m=[["k", b"\0" * 8, b"\0" * 16, b"\0" * 8]]), "not equal"),
-    (body(m=[["k", b"\0" * 7, b"\0" * 7, b"\0" * 7]]), "not equal"),
-    (body(m=[["k", "str", b"\0" * 8, b"\0" * 8]]), "must be bin"),
-    (body(m=[["x" * 300, b"\0" * 8, b"\0" * 8, b"\0" * 8]]), "bad metric name"),
-    (body(m="nope"), "must be a list"),
-    (body(s=[["done"]]), "status change"),
-    (body(p=[1]), "must be a map"),
-    (b"\0" * (MAX_BATCH_BYTES + 1), "exceeds"),
-])
+@pytest.mark.parametrize(
+    "data, fragment",
+    [
+        (b"\xc1\xc1garbage", "not msgpack"),
+        (msgpack.packb([1, 2, 3]), "not a map"),
+        (body(v=99), "unknown wire version 99"),
+        (body(v=None), "unknown wire version None"),
+        (body(id=["r", 0, "i"]), "id must be"),
+        (body(id=["bad id!", 0, "i", 0]), "bad run id"),
+        (body(id=["r", -1, "i", 0]), "bad rank"),
+        (body(id=["r", 0, "i", -5]), "bad seq"),
+        (body(m=[["k", b"\0" * 8, b"\0" * 16, b"\0" * 8]]), "not equal"),
+        (body(m=[["k", b"\0" * 7, b"\0" * 7, b"\0" * 7]]), "not equal"),
+        (body(m=[["k", "str", b"\0" * 8, b"\0" * 8]]), "must be bin"),
+        (body(m=[["x" * 300, b"\0" * 8, b"\0" * 8, b"\0" * 8]]), "bad metric name"),
+        (body(m="nope"), "must be a list"),
+        (body(s=[["done"]]), "status change"),
+        (body(p=[1]), "must be a map"),
+        (b"\0" * (MAX_BATCH_BYTES + 1), "exceeds"),
+    ],
+)
 def test_malformed_batches_raise_with_reason(data: bytes, fragment: str) -> None:
     with pytest.raises(WireFormatError) as info:
         unpack_batch(data)
@@ -94,8 +103,9 @@ def test_batcher_splits_large_cycles_under_the_limit_and_keeps_every_point() -> 
 def test_mixed_key_sets_keep_log_order_per_key() -> None:
     queue = batcher.PointQueue()
     train, val = queue.register(("loss", "lr")), queue.register(("loss", "val"))
-    for step, (key_set, values) in enumerate([(train, [1.0, 0.1]), (train, [2.0, 0.2]), (val, [9.0, 5.0]),
-                                               (train, [3.0, 0.3])]):
+    for step, (key_set, values) in enumerate(
+        [(train, [1.0, 0.1]), (train, [2.0, 0.2]), (val, [9.0, 5.0]), (train, [3.0, 0.3])]
+    ):
         queue.values.extend(values)
         queue.steps.append(step)
         queue.times.append(0.0)

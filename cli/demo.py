@@ -13,15 +13,19 @@ from __future__ import annotations
 import math
 import random
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+import click
 
 import aquarium.agent as aq
 from aquarium.agent.redis_keys import RedisKeys
+from aquarium.collector import Collector, CollectorSettings
 
 from . import doctor
-from .consumer import Collector, CollectorSettings
+from .options import data_dir_option, redis_options, say
 
 EXPERIMENT = "demo"
 CONFIGS = [
@@ -59,16 +63,27 @@ def curve(config: dict[str, Any], step: int, steps: int, rank: int, rng: random.
     return {"loss": max(loss, 0.01), "accuracy": min(max(accuracy, 0.0), 1.0), "lr": lr, "grad_norm": grad_norm}
 
 
-def run_demo(data_dir: Path, redis_url: str, prefix: str, *, runs: int = 3, ranks: int = 2, steps: int = 2000,
-             seed: int | None = None, say: Callable[[str], None] = lambda _: None) -> DemoResult:
+def run_demo(
+    data_dir: Path,
+    redis_url: str,
+    prefix: str,
+    *,
+    runs: int = 3,
+    ranks: int = 2,
+    steps: int = 2000,
+    seed: int | None = None,
+    say: Callable[[str], None] = lambda _: None,
+) -> DemoResult:
     unreachable = doctor.probe(redis_url)
     online = unreachable is None
     result = DemoResult([], online)
     if online:
         say(f"logging {runs} runs x {ranks} ranks x {steps} steps through Redis at {redis_url}")
     else:
-        say(f"no Redis at {redis_url} ({unreachable}): logging {runs} runs x {ranks} ranks x {steps} steps "
-            f"offline into {data_dir / 'spool'}")
+        say(
+            f"no Redis at {redis_url} ({unreachable}): logging {runs} runs x {ranks} ranks x {steps} steps "
+            f"offline into {data_dir / 'spool'}"
+        )
     rng = random.Random(seed)
     batch = secrets.token_hex(3)
     val_every = max(steps // 20, 1)
@@ -77,18 +92,31 @@ def run_demo(data_dir: Path, redis_url: str, prefix: str, *, runs: int = 3, rank
         config = dict(CONFIGS[i % len(CONFIGS)], epochs=max(steps // 500, 1), seed=i)
         run_id = f"demo-{batch}-{i}"
         name = f"{config['optimizer']}-lr{config['lr']:g}-bs{config['batch_size']}"
-        members = [aq.init(experiment=EXPERIMENT, name=name, config=config, run_id=run_id, rank=rank,
-                           world_size=ranks, tags={"demo": "", "model": "resnet18"}, redis_url=redis_url,
-                           prefix=prefix, data_dir=data_dir, spool_dir=data_dir / "spool",
-                           mode="online" if online else "offline")
-                   for rank in range(ranks)]
+        members = [
+            aq.init(
+                experiment=EXPERIMENT,
+                name=name,
+                config=config,
+                run_id=run_id,
+                rank=rank,
+                world_size=ranks,
+                tags={"demo": "", "model": "resnet18"},
+                redis_url=redis_url,
+                prefix=prefix,
+                data_dir=data_dir,
+                spool_dir=data_dir / "spool",
+                mode="online" if online else "offline",
+            )
+            for rank in range(ranks)
+        ]
         for step in range(steps):
             for rank, member in enumerate(members):
                 member.log(curve(config, step, steps, rank, rng), step=step)
                 if (step + 1) % val_every == 0:
                     metrics = curve(config, step, steps, rank, rng)
-                    member.log({"val_loss": metrics["loss"] * 1.08, "val_accuracy": metrics["accuracy"] * 0.97},
-                               step=step)
+                    member.log(
+                        {"val_loss": metrics["loss"] * 1.08, "val_accuracy": metrics["accuracy"] * 0.97}, step=step
+                    )
         for member in members:
             report = member.finish("completed")
             result.points += report.points
@@ -104,7 +132,7 @@ def run_demo(data_dir: Path, redis_url: str, prefix: str, *, runs: int = 3, rank
 
 
 def _ingest_offline(data_dir: Path, result: DemoResult) -> None:
-    from .store import Store
+    from aquarium.collector import Store
 
     with Store(data_dir, ingest_spool=False) as store:
         report = store.ingest_spool()
@@ -123,12 +151,37 @@ def _drain(data_dir: Path, redis_url: str, prefix: str, result: DemoResult) -> N
         result.stored_by = ", ".join(active)
         result.notes.append(f"collector {result.stored_by} is running and stores the runs into its data dir")
         return
-    collector = Collector(CollectorSettings.from_env(redis_url=redis_url, data_dir=data_dir, prefix=prefix,
-                                                     consumer="aquarium-demo"))
+    collector = Collector(
+        CollectorSettings.from_env(redis_url=redis_url, data_dir=data_dir, prefix=prefix, consumer="aquarium-demo")
+    )
     try:
         stats = collector.run(burst=True)
     finally:
         collector.close()
     result.stored_by, result.batches = "burst collector", stats.stored
-    result.notes.append("no collector was running, so the demo stored the runs itself; "
-                        "run `aquarium up` (or `aquarium collector`) for your own training scripts")
+    result.notes.append(
+        "no collector was running, so the demo stored the runs itself; "
+        "run `aquarium up` (or `aquarium collector`) for your own training scripts"
+    )
+
+
+@click.command()
+@redis_options()
+@data_dir_option
+@click.option("--runs", type=click.IntRange(min=1), default=3, show_default=True, help="How many runs.")
+@click.option("--ranks", type=click.IntRange(min=1), default=2, show_default=True, help="Ranks per run.")
+@click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True, help="Training steps per rank.")
+@click.option("--seed", type=int, default=None, help="Seed of the noise, for repeatable curves.")
+def demo(redis_url: str, prefix: str, data_dir: Path, runs: int, ranks: int, steps: int, seed: int | None) -> None:
+    """Log a few realistic multi-rank runs through the real agent (experiment "demo").
+
+    Curves: decaying loss with noise, rising accuracy, a warmup + cosine lr schedule, val
+    metrics every steps/20 steps; params like lr, batch_size, optimizer. With Redis reachable it
+    ships through Redis (and stores the runs itself when no collector is running); without,
+    it logs offline and ingests the spool. Either way `aquarium ls` lists them afterwards.
+    """
+    result = run_demo(data_dir, redis_url, prefix, runs=runs, ranks=ranks, steps=steps, seed=seed, say=say)
+    for note in result.notes:
+        say(note)
+    say(f"logged {len(result.run_ids)} runs x {ranks} ranks ({result.points:,} points): {', '.join(result.run_ids)}")
+    say(f"stored by the {result.stored_by}; see them with `aquarium ls` and `aquarium show {result.run_ids[0]}`")

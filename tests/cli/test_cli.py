@@ -16,11 +16,11 @@ from click.testing import CliRunner, Result
 import aquarium.agent as aq
 from aquarium.agent.redis_keys import BATCH_FIELD, RedisKeys
 from aquarium.agent.spool import SpoolHeader, SpoolWriter, spool_files
+from aquarium.cli import cli
+from aquarium.cli.redis_server import free_port
 from aquarium.collector import Store
-from aquarium.collector.cli import cli
-from aquarium.collector.redis_server import free_port
 
-README = Path(__file__).parents[1] / "README.md"
+README = Path(__file__).parents[2] / "README.md"
 
 
 def invoke(*args: str, ok: bool = True) -> Result:
@@ -35,13 +35,31 @@ def nowhere() -> str:
     return f"redis://127.0.0.1:{free_port()}/0"
 
 
-def log_offline(data_dir: Path, run_id: str, *, ranks: int = 1, steps: int = 10, name: str | None = None,
-                experiment: str = "exp", spool_dir: Path | None = None, **extra: Any) -> None:
+def log_offline(
+    data_dir: Path,
+    run_id: str,
+    *,
+    ranks: int = 1,
+    steps: int = 10,
+    name: str | None = None,
+    experiment: str = "exp",
+    spool_dir: Path | None = None,
+    **extra: Any,
+) -> None:
     """loss = step * 10 + rank at steps 0..steps-1 on every rank, logged offline into the spool."""
     for rank in range(ranks):
-        run = aq.init(experiment=experiment, name=name or run_id, config={"lr": 0.01, "optimizer": "adam"},
-                      run_id=run_id, rank=rank, world_size=ranks, mode="offline", data_dir=data_dir,
-                      spool_dir=spool_dir or data_dir / "spool", **extra)
+        run = aq.init(
+            experiment=experiment,
+            name=name or run_id,
+            config={"lr": 0.01, "optimizer": "adam"},
+            run_id=run_id,
+            rank=rank,
+            world_size=ranks,
+            mode="offline",
+            data_dir=data_dir,
+            spool_dir=spool_dir or data_dir / "spool",
+            **extra,
+        )
         for step in range(steps):
             run.log({"loss": float(step * 10 + rank)}, step=step)
         run.finish()
@@ -124,8 +142,21 @@ def test_markup_in_names_shows_literally(data_dir: Path) -> None:
 
 
 def test_demo_offline_then_ls(data_dir: Path) -> None:
-    out = invoke("demo", "--runs", "2", "--ranks", "3", "--steps", "200", "--seed", "1",
-                 "--redis-url", nowhere(), "--data-dir", str(data_dir)).output
+    out = invoke(
+        "demo",
+        "--runs",
+        "2",
+        "--ranks",
+        "3",
+        "--steps",
+        "200",
+        "--seed",
+        "1",
+        "--redis-url",
+        nowhere(),
+        "--data-dir",
+        str(data_dir),
+    ).output
     assert "offline" in out
     runs = json.loads(invoke("ls", "--json", "--experiment", "demo", "--data-dir", str(data_dir)).stdout)
     assert len(runs) == 2 and all(r["ranks"] == 3 and r["status"] == "completed" for r in runs)
@@ -137,8 +168,9 @@ def test_demo_offline_then_ls(data_dir: Path) -> None:
 
 
 def test_demo_through_redis_stores_the_runs_when_no_collector_runs(redis_url: str, data_dir: Path) -> None:
-    out = invoke("demo", "--runs", "2", "--ranks", "2", "--steps", "100", "--redis-url", redis_url,
-                 "--data-dir", str(data_dir)).output
+    out = invoke(
+        "demo", "--runs", "2", "--ranks", "2", "--steps", "100", "--redis-url", redis_url, "--data-dir", str(data_dir)
+    ).output
     assert "through Redis" in out and "burst collector" in out
     runs = json.loads(invoke("ls", "--json", "--data-dir", str(data_dir)).stdout)
     assert len(runs) == 2 and all(r["ranks"] == 2 and r["experiment"] == "demo" for r in runs)
@@ -203,12 +235,12 @@ def test_sync_through_redis_then_a_burst_collector(redis_url: str, tmp_path: Pat
     assert "committed files deleted" in again and not spool_files(spool)
 
 
-def test_sync_through_redis_keeps_files_no_collector_commits(redis_url: str, tmp_path: Path,
-                                                            data_dir: Path) -> None:
+def test_sync_through_redis_keeps_files_no_collector_commits(redis_url: str, tmp_path: Path, data_dir: Path) -> None:
     spool = tmp_path / "spool"
     log_offline(tmp_path / "agent", "waiting", spool_dir=spool)
-    result = invoke("sync", str(spool), "--wait", "0.3", "--redis-url", redis_url, "--data-dir", str(data_dir),
-                    ok=False)
+    result = invoke(
+        "sync", str(spool), "--wait", "0.3", "--redis-url", redis_url, "--data-dir", str(data_dir), ok=False
+    )
     assert result.exit_code == 1 and "not committed" in result.output and len(spool_files(spool)) == 1
 
 
@@ -258,8 +290,9 @@ def test_verbose_logging_handlers_are_removed_afterwards(data_dir: Path) -> None
 
 
 def test_a_missing_server_extra_prints_the_pip_line() -> None:
-    code = ("import sys; sys.modules['rich'] = None; sys.argv = ['aquarium', 'ls']; "
-            "from aquarium.collector.cli import main; main()")
+    code = (
+        "import sys; sys.modules['rich'] = None; sys.argv = ['aquarium', 'ls']; from aquarium.cli import main; main()"
+    )
     result = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "pip install 'aquarium-tracker[server]'" in result.stderr
     assert "Traceback" not in result.stderr

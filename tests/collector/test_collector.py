@@ -6,20 +6,18 @@ Batches are XADDed by hand here, so each test controls exactly what the stream h
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import msgpack
 import numpy as np
 import pytest
 import redis
+from ledger import KEYS, CollectorThread, Ledger, burst, collector_settings, make_batch, pending, value_of, wait_until
 
 from aquarium.agent.redis_keys import RedisKeys
 from aquarium.agent.wire import MAX_BATCH_BYTES, pack_batch
 from aquarium.collector import Collector, Store
-
-from ledger import (KEYS, CollectorThread, Ledger, burst, collector_settings, make_batch, pending, value_of,
-                           wait_until)
 
 
 @pytest.fixture
@@ -37,15 +35,17 @@ def add(r: redis.Redis, ledger: Ledger, run_id: str, seq: int, rank: int = 0, in
     return r.xadd(KEYS.stream, {"b": pack_batch(make_batch(run_id, seq, steps, rank=rank, inc=inc))})
 
 
-def test_poison_goes_to_dead_letters_and_the_collector_keeps_going(client: redis.Redis, redis_url: str,
-                                                                   data_dir: Path) -> None:
+def test_poison_goes_to_dead_letters_and_the_collector_keeps_going(
+    client: redis.Redis, redis_url: str, data_dir: Path
+) -> None:
     ledger = Ledger()
     nan_batch = make_batch("poison", 1, [10, 11, 12], values=[math.nan, math.inf, -math.inf])
     for step, value in zip((10, 11, 12), (math.nan, math.inf, -math.inf)):
         ledger.record("poison", "x", 0, step, value)
     unknown_version = msgpack.packb({"v": 99, "id": ["poison", 0, "inc-a", 50], "m": []})
-    oversized = msgpack.packb({"v": 1, "id": ["poison", 0, "inc-a", 51], "pad": b"\0" * MAX_BATCH_BYTES},
-                              use_bin_type=True)
+    oversized = msgpack.packb(
+        {"v": 1, "id": ["poison", 0, "inc-a", 51], "pad": b"\0" * MAX_BATCH_BYTES}, use_bin_type=True
+    )
     unstorable = make_batch("poison", 0, [0], rank=2**63)  # valid on the wire, too large for SQLite
     with CollectorThread(redis_url, data_dir) as running:
         add(client, ledger, "poison", 0)
@@ -56,8 +56,12 @@ def test_poison_goes_to_dead_letters_and_the_collector_keeps_going(client: redis
         client.xadd(KEYS.stream, {"other": b"no batch field"})
         client.xadd(KEYS.stream, {"b": pack_batch(unstorable)})
         add(client, ledger, "poison", 2)
-        wait_until(lambda: client.xlen(KEYS.dead_letter) >= 5 and pending(client) == 0 and
-                   running.collector.stats.entries == 8, "every entry handled")
+        wait_until(
+            lambda: (
+                client.xlen(KEYS.dead_letter) >= 5 and pending(client) == 0 and running.collector.stats.entries == 8
+            ),
+            "every entry handled",
+        )
         add(client, ledger, "poison", 3)  # still running after all that
         wait_until(lambda: running.collector.stats.entries == 9, "a good batch after the poison")
         assert running.alive
@@ -67,16 +71,20 @@ def test_poison_goes_to_dead_letters_and_the_collector_keeps_going(client: redis
     dead = client.xrange(KEYS.dead_letter)
     reasons = [fields[b"reason"].decode() for _, fields in dead]
     assert len(dead) == 5, reasons
-    for fragment in ("not msgpack", f"exceeds the {MAX_BATCH_BYTES}-byte limit", "unknown wire version 99",
-                     "no 'b' field", "store rejected the batch"):
+    for fragment in (
+        "not msgpack",
+        f"exceeds the {MAX_BATCH_BYTES}-byte limit",
+        "unknown wire version 99",
+        "no 'b' field",
+        "store rejected the batch",
+    ):
         assert sum(fragment in reason for reason in reasons) == 1, (fragment, reasons)
     assert all(fields[b"source_id"] for _, fields in dead)  # each points back at its stream entry
     assert next(f for _, f in dead if b"not msgpack" in f[b"reason"])[b"b"] == b"\xc1 not msgpack"
     assert pending(client) == 0
 
 
-def test_trimming_never_removes_what_a_group_has_not_acked(client: redis.Redis, redis_url: str,
-                                                           data_dir: Path) -> None:
+def test_trimming_never_removes_what_a_group_has_not_acked(client: redis.Redis, redis_url: str, data_dir: Path) -> None:
     ledger = Ledger()
     ids = [add(client, ledger, "trim", seq) for seq in range(20)]
     client.xgroup_create(KEYS.stream, "audit", id="0")  # a second consumer group that lags
@@ -108,8 +116,9 @@ def test_trimming_never_removes_what_a_group_has_not_acked(client: redis.Redis, 
         ledger.check(store)
 
 
-def test_out_of_order_seqs_hold_the_watermark_and_show_the_gap(client: redis.Redis, redis_url: str,
-                                                               data_dir: Path) -> None:
+def test_out_of_order_seqs_hold_the_watermark_and_show_the_gap(
+    client: redis.Redis, redis_url: str, data_dir: Path
+) -> None:
     ledger = Ledger()
     wm_key, wm_field = KEYS.watermarks("gaps"), RedisKeys.watermark_field(0, "inc-a")
     for seq in (0, 1, 3):
@@ -133,8 +142,7 @@ def test_out_of_order_seqs_hold_the_watermark_and_show_the_gap(client: redis.Red
         collector.close()
 
 
-def test_a_group_lost_with_a_restarted_redis_is_recreated(client: redis.Redis, redis_url: str,
-                                                          data_dir: Path) -> None:
+def test_a_group_lost_with_a_restarted_redis_is_recreated(client: redis.Redis, redis_url: str, data_dir: Path) -> None:
     ledger = Ledger()
     add(client, ledger, "lost-group", 0)
     collector = Collector(collector_settings(redis_url, data_dir))
@@ -145,21 +153,25 @@ def test_a_group_lost_with_a_restarted_redis_is_recreated(client: redis.Redis, r
         client.xadd(KEYS.stream, {"b": pack_batch(make_batch("lost-group", 0, list(range(10))))})  # a resend
         collector.run(burst=True)  # one burst must read what agents sent to the new server
         assert collector.stats.stored == 2 and collector.stats.duplicates == 1
-        assert pending(client) == 0 and int(client.hget(KEYS.watermarks("lost-group"),
-                                                        RedisKeys.watermark_field(0, "inc-a"))) == 1
+        assert (
+            pending(client) == 0
+            and int(client.hget(KEYS.watermarks("lost-group"), RedisKeys.watermark_field(0, "inc-a"))) == 1
+        )
         ledger.check(collector.store)
     finally:
         collector.close()
 
 
-def test_a_running_collector_survives_losing_its_group_again_and_again(client: redis.Redis, redis_url: str,
-                                                                       data_dir: Path) -> None:
+def test_a_running_collector_survives_losing_its_group_again_and_again(
+    client: redis.Redis, redis_url: str, data_dir: Path
+) -> None:
     ledger = Ledger()
     with CollectorThread(redis_url, data_dir, maintenance_interval=0.0, claim_idle=0.0) as running:
         for seq in range(15):
             client.flushall()  # may land between any two of the collector's commands
             add(client, ledger, "flushed", seq)
-            wait_until(lambda: running.collector.stats.stored == seq + 1 or not running.alive,
-                       lambda: f"batch {seq} stored")
+            wait_until(
+                lambda: running.collector.stats.stored == seq + 1 or not running.alive, lambda: f"batch {seq} stored"
+            )
             assert running.alive
         ledger.check(running.collector.store)

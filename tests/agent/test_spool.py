@@ -10,14 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
+from ledger import Ledger, make_batch
 
 import aquarium.agent as aq
 from aquarium.agent.errors import RunNotFoundError
 from aquarium.agent.spool import FRAME, SpoolHeader, SpoolWriter, read_spool, segment_path
 from aquarium.agent.wire import Batch, pack_batch
 from aquarium.collector import Store
-
-from ledger import Ledger, make_batch
 
 
 def batches(run_id: str, seqs: range, inc: str = "inc-a") -> list[Batch]:
@@ -35,8 +34,9 @@ def ledger_of(*groups: list[Batch]) -> Ledger:
     return ledger
 
 
-def write_spool(data_dir: Path, run_id: str, records: list[Batch], *, inc: str = "inc-a",
-                close: bool = True) -> tuple[Path, SpoolWriter]:
+def write_spool(
+    data_dir: Path, run_id: str, records: list[Batch], *, inc: str = "inc-a", close: bool = True
+) -> tuple[Path, SpoolWriter]:
     """A spool file as the agent writes it; returns its path and its (closed) writer."""
     path = segment_path(data_dir / "spool", run_id, 0, inc, 0)
     writer = SpoolWriter(path, SpoolHeader(run_id, 0, inc, time.time()))

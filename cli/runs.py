@@ -1,0 +1,174 @@
+"""`aquarium ls` and `aquarium show`: reading the store."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich import box
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+
+from .options import console, data_dir_option
+
+STATUS_STYLES = {
+    "completed": "green",
+    "running": "yellow",
+    "failed": "red",
+    "crashed": "red",
+    "killed": "red",
+    "interrupted": "magenta",
+}
+
+
+@click.command("ls")
+@data_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of runs instead of a table.")
+@click.option("--experiment", default=None, help="Only the runs of this experiment.")
+def ls_command(data_dir: Path, as_json: bool, experiment: str | None) -> None:
+    """List runs: id, name, experiment, status, ranks, created.
+
+    Opening the store ingests spooled batches first, so offline runs show up.
+    """
+    if not data_dir.exists():
+        click.echo("[]" if as_json else f"no runs: {data_dir} does not exist yet")
+        return
+    from aquarium.collector import Store
+
+    with Store(data_dir) as store:
+        runs = store.list_runs(experiment)
+    if as_json:
+        click.echo(_json(runs))
+        return
+    if not runs:
+        click.echo("no runs" + (f" in experiment {experiment!r}" if experiment else ""))
+        return
+    table = Table(title=f"{len(runs)} runs in {escape(str(data_dir))}", title_justify="left", box=box.SIMPLE_HEAD)
+    for column in ("id", "name", "experiment", "status", "ranks", "created"):
+        table.add_column(
+            column,
+            no_wrap=column not in ("name", "experiment"),
+            overflow="fold",
+            min_width=len(column),
+            justify="right" if column == "ranks" else "left",
+        )
+    for run in runs:
+        table.add_row(
+            escape(run["id"]),
+            escape(run["name"] or ""),
+            escape(run["experiment"] or ""),
+            _status(run["status"]),
+            str(run["ranks"]),
+            _when(run["created_at"]),
+        )
+    console().print(table)
+
+
+@click.command()
+@click.argument("run_id", metavar="RUN")
+@data_dir_option
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object: id, name, experiment, params, status, ranks, metrics "
+    "(count, last, min, max per key), ... Non-finite numbers are the strings NaN, Infinity, -Infinity.",
+)
+def show(run_id: str, data_dir: Path, as_json: bool) -> None:
+    """Show one run: params, metrics summary (points, last, min, max), status history, delivery."""
+    from aquarium.collector import Store
+
+    if not data_dir.exists():
+        raise click.ClickException(f"no run with id {run_id!r}: {data_dir} does not exist")
+    with Store(data_dir) as store:
+        run = store.get_run(run_id)  # RunNotFoundError -> "Error: no run with id ..." and exit 1
+    if as_json:
+        click.echo(_json(run))
+        return
+    out = console()
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column()
+    for label, value in (
+        ("id", escape(run["id"])),
+        ("experiment", escape(run["experiment"] or "")),
+        ("status", _status(run["status"])),
+        ("ranks", f"{', '.join(map(str, run['ranks'])) or '-'} (world size {run['world_size'] or '?'})"),
+        ("host", escape(run["host"] or "-")),
+        ("created", _when(run["created_at"])),
+        ("ended", _when(run["ended_at"])),
+        ("tags", escape(", ".join(f"{k}={v}" if v else k for k, v in run["tags"].items()) or "-")),
+    ):
+        head.add_row(label, value)
+    out.print(Panel(head, title=escape(run["name"] or run["id"]), title_align="left", expand=False))
+    if run["params"]:
+        params = Table("param", "value", title="params", title_justify="left")
+        for key, value in run["params"].items():
+            params.add_row(escape(key), escape(json.dumps(value) if not isinstance(value, str) else value))
+        out.print(params)
+    if run["metrics"]:
+        metrics = Table(
+            "metric",
+            "points",
+            "ranks",
+            "last (step)",
+            "min (step)",
+            "max (step)",
+            title="metrics",
+            title_justify="left",
+        )
+        for key, m in run["metrics"].items():
+            metrics.add_row(
+                escape(key),
+                f"{m['count']:,}",
+                str(m["ranks"]),
+                _at(m["last"], m["last_step"]),
+                _at(m["min"], m["min_step"]),
+                _at(m["max"], m["max_step"]),
+            )
+        out.print(metrics)
+    if run["status_history"]:
+        history = Table("at", "rank", "status", title="status history", title_justify="left")
+        for h in run["status_history"]:
+            history.add_row(_when(h["at"]), str(h["rank"]), _status(h["status"]))
+        out.print(history)
+    missing = [i for i in run["incarnations"] if i["missing"]]
+    for i in missing:
+        out.print(
+            f"[yellow]rank {i['rank']} incarnation {escape(i['incarnation'])}: {i['missing']} batches "
+            f"missing below seq {i['max_seq']}[/yellow]"
+        )
+
+
+def _status(status: str | None) -> str:
+    text = escape(status or "-")
+    style = STATUS_STYLES.get(status or "")
+    return f"[{style}]{text}[/{style}]" if style else text
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
+
+
+def _at(value: float | None, step: int | None) -> str:
+    return "-" if value is None else f"{value:.6g} ({step})"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(_finite(value), indent=2, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    """Strict JSON: NaN and infinities become the strings JavaScript would print."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
