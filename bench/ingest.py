@@ -275,7 +275,7 @@ def _timed_reads(fn: Any) -> tuple[list[float], Any]:
 def read_back_aquarium(data_dir: Path) -> dict[str, Any]:
     from aquarium.collector.store import Store
 
-    store = Store(data_dir, ingest_spool=False)
+    store = Store(data_dir)
     try:
         run = store.get_run(RUN_ID)
         persisted = sum(m["count"] for m in run["metrics"].values())

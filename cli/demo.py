@@ -134,7 +134,7 @@ def run_demo(
 def _ingest_offline(data_dir: Path, result: DemoResult) -> None:
     from aquarium.collector import Store
 
-    with Store(data_dir, ingest_spool=False) as store:
+    with Store(data_dir) as store:
         report = store.ingest_spool()
     result.stored_by, result.batches = "local store", report.stored
 

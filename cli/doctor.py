@@ -177,10 +177,10 @@ def _store(data_dir: Path) -> Check:
     db = data_dir / "aquarium.db"
     try:
         if data_dir.exists():
-            with Store(data_dir, ingest_spool=False) as store:
+            with Store(data_dir) as store:
                 runs = len(store.list_runs())
             return Check("store", True, f"{db} opens and is migrated; {runs} runs")
-        with tempfile.TemporaryDirectory() as tmp, Store(tmp, ingest_spool=False):
+        with tempfile.TemporaryDirectory() as tmp, Store(tmp):
             pass
         return Check("store", True, f"{db} does not exist yet; a new store opens and migrates")
     except Exception as e:  # any failure to open or migrate is what this check reports

@@ -41,6 +41,7 @@ def ls_command(data_dir: Path, as_json: bool, experiment: str | None) -> None:
     from aquarium.collector import Store
 
     with Store(data_dir) as store:
+        store.ingest_spool()
         runs = store.list_runs(experiment)
     if as_json:
         click.echo(_json(runs))
@@ -86,6 +87,7 @@ def show(run_id: str, data_dir: Path, as_json: bool) -> None:
     if not data_dir.exists():
         raise click.ClickException(f"no run with id {run_id!r}: {data_dir} does not exist")
     with Store(data_dir) as store:
+        store.ingest_spool()
         run = store.get_run(run_id)  # RunNotFoundError -> "Error: no run with id ..." and exit 1
     if as_json:
         click.echo(_json(run))

@@ -45,7 +45,7 @@ def sync(spool_dir: Path | None, redis_url: str, prefix: str, data_dir: Path, lo
     if local:
         from aquarium.collector import Store
 
-        with Store(data_dir, ingest_spool=False) as store:
+        with Store(data_dir) as store:
             report = store.ingest_spool(spool_dir, include_live=False)
         rows: dict[str, Any] = {
             "files": report.files,

@@ -31,7 +31,7 @@ __all__ = ["Aggregate", "IngestResult", "Series", "SpoolIngestReport", "Store"]
 
 
 class Store:
-    def __init__(self, data_dir: str | Path = "aquarium_data", *, ingest_spool: bool = True) -> None:
+    def __init__(self, data_dir: str | Path = "aquarium_data") -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.data_dir / DB_NAME
@@ -40,8 +40,6 @@ class Store:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
-        if ingest_spool:
-            self.ingest_spool()
 
     # -- writes --------------------------------------------------------------------------------
     def ingest(self, batches: Iterable[Batch]) -> IngestResult:
@@ -53,7 +51,10 @@ class Store:
         """Merge small settled chunks; returns how many chunk rows were removed."""
         minimum = 2 if everything else _compact.COMPACT_AT_SMALL_CHUNKS
         removed = 0
-        for series_id in self._writer.execute(lambda conn: _compact.series_needing_compaction(conn, minimum)):
+        candidates = self._writer.execute(
+            lambda conn: _compact.series_needing_compaction(conn, minimum), transaction=False
+        )
+        for series_id in candidates:
             removed += self._writer.execute(lambda conn, sid=series_id: _compact.compact_series(conn, sid))
         return removed
 
@@ -73,18 +74,10 @@ class Store:
         """Remove a run and its points. Its ledger stays, so redelivered batches do not revive it."""
 
         def delete(conn: sqlite3.Connection) -> bool:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                found = conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount > 0
-                conn.execute(
-                    "DELETE FROM chunks WHERE series_id IN (SELECT id FROM series WHERE run_id = ?)", (run_id,)
-                )
-                for table in ("series", "params", "tags", "status_history"):
-                    conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            found = conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount > 0
+            conn.execute("DELETE FROM chunks WHERE series_id IN (SELECT id FROM series WHERE run_id = ?)", (run_id,))
+            for table in ("series", "params", "tags", "status_history"):
+                conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
             return found
 
         return self._writer.execute(delete)

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import sqlite3
 
-import numpy as np
-
 from . import codec
+from .chunks import PRECEDENCE, concat, insert_chunk, read_chunks
 from .ingest import MAX_CHUNK_POINTS
 
 SMALL_CHUNK_POINTS = 16384
@@ -25,39 +24,28 @@ def series_needing_compaction(conn: sqlite3.Connection, min_small: int = COMPACT
 def compact_series(conn: sqlite3.Connection, series_id: int) -> int:
     """Merge runs of adjacent settled small chunks of one series; returns chunks removed.
 
-    Runs inside its own transaction on the writer thread.
+    Runs inside the writer's transaction.
     """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        removed = _compact(conn, series_id)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return removed
-
-
-def _compact(conn: sqlite3.Connection, series_id: int) -> int:
     rows = conn.execute(
-        """
-        SELECT c.id, c.incarnation_id, c.seq_first, c.seq_last, c.n, c.encoding, i.committed_seq
+        f"""
+        SELECT c.id, c.incarnation_id, c.seq_last, c.n, i.committed_seq
         FROM chunks c JOIN incarnations i ON i.id = c.incarnation_id
-        WHERE c.series_id = ? ORDER BY i.incarnation, c.seq_last""",
+        WHERE c.series_id = ? ORDER BY {PRECEDENCE}""",
         (series_id,),
     ).fetchall()
     removed = 0
-    run: list[tuple] = []
+    run: list[tuple[int, int, int, int, int]] = []
 
     def flush() -> None:
         nonlocal removed, run
         if len(run) > 1:
-            removed += _merge(conn, series_id, run)
+            removed += _merge(conn, series_id, [r[0] for r in run])
         run = []
 
     for row in rows:
-        _, inc_id, _, seq_last, n, _, committed = row
+        _, inc_id, seq_last, n, committed = row
         settled_small = seq_last <= committed and n < SMALL_CHUNK_POINTS
-        if not settled_small or (run and (run[-1][1] != inc_id or sum(r[4] for r in run) + n > MAX_CHUNK_POINTS)):
+        if not settled_small or (run and (run[-1][1] != inc_id or sum(r[3] for r in run) + n > MAX_CHUNK_POINTS)):
             flush()
         if settled_small:
             run.append(row)
@@ -76,37 +64,20 @@ def _compact(conn: sqlite3.Connection, series_id: int) -> int:
     return removed
 
 
-def _merge(conn: sqlite3.Connection, series_id: int, run: list[tuple]) -> int:
-    ids = [r[0] for r in run]
-    placeholders = ",".join("?" * len(ids))
-    blobs = {
-        r[0]: r
-        for r in conn.execute(f"SELECT id, encoding, steps, vals, times FROM chunks WHERE id IN ({placeholders})", ids)
-    }
-    columns = {name: [] for name in ("steps", "values", "times")}
-    for chunk_id in ids:
-        _, encoding, steps, vals, times = blobs[chunk_id]
-        columns["steps"].append(codec.decode_column(encoding, steps, "steps"))
-        columns["values"].append(codec.decode_column(encoding, vals, "values"))
-        columns["times"].append(codec.decode_column(encoding, times, "times"))
-    steps, values, times = (np.concatenate(columns[k]) for k in ("steps", "values", "times"))
-    enc = codec.encode(steps, values, times)
-    conn.execute(f"DELETE FROM chunks WHERE id IN ({placeholders})", ids)
-    conn.execute(
-        """INSERT INTO chunks (series_id, incarnation_id, seq_first, seq_last, n, first_step, last_step,
-                    encoding, steps, vals, times) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-        (
-            series_id,
-            run[0][1],
-            run[0][2],
-            run[-1][3],
-            len(steps),
-            int(steps[0]),
-            int(steps[-1]),
-            enc.encoding,
-            enc.steps,
-            enc.values,
-            enc.times,
-        ),
+def _merge(conn: sqlite3.Connection, series_id: int, ids: list[int]) -> int:
+    """Replace adjacent chunks of one incarnation by one packed chunk."""
+    merged = list(read_chunks(conn, series_id, ids=ids))
+    steps, values, times = concat(merged)
+    conn.execute(f"DELETE FROM chunks WHERE id IN ({','.join('?' * len(ids))})", ids)
+    insert_chunk(
+        conn,
+        series_id,
+        merged[0].incarnation_id,
+        merged[0].seq_first,
+        merged[-1].seq_last,
+        steps,
+        values,
+        times,
+        pack=True,
     )
     return len(ids) - 1

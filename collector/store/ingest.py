@@ -3,7 +3,7 @@
 A batch whose id is already in the ledger is skipped, so redelivery (Redis resends, spool
 replays, reclaimed pending entries) changes nothing: exactly-once in effect. Points are stored
 columnar: one chunk row per series per run of contiguous seqs, plus a per-series summary row
-updated in the same transaction. Runs on the writer thread only.
+updated in the same transaction. Runs on the writer thread, inside its transaction.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ import numpy as np
 
 from aquarium.agent.wire import Batch, MetricChunk
 
-from . import codec
+from .chunks import insert_chunk
 
-PACK_AT_POINTS = 4096  # chunks this large are compressed at ingest; smaller ones wait for compaction
 MAX_CHUNK_POINTS = 131072
 
 IncKey = tuple[str, int, str]
@@ -47,7 +46,7 @@ class IngestResult:
 
 
 def ingest(conn: sqlite3.Connection, batches: Iterable[Batch], now: float | None = None) -> IngestResult:
-    """Store ``batches`` in one transaction; duplicates (by batch id) are skipped."""
+    """Store ``batches``; duplicates (by batch id) are skipped. Runs inside the writer's transaction."""
     now = time.time() if now is None else now
     result = IngestResult()
     groups: dict[IncKey, dict[int, Batch]] = defaultdict(dict)
@@ -56,14 +55,8 @@ def ingest(conn: sqlite3.Connection, batches: Iterable[Batch], now: float | None
         if batch.id.seq in groups[key]:
             result.duplicates += 1
         groups[key][batch.id.seq] = batch
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        for inc_key, by_seq in groups.items():
-            _ingest_incarnation(conn, inc_key, by_seq, now, result)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    for inc_key, by_seq in groups.items():
+        _ingest_incarnation(conn, inc_key, by_seq, now, result)
     return result
 
 
@@ -253,21 +246,10 @@ def _insert_chunk(
     values: np.ndarray,
     times: np.ndarray,
 ) -> None:
-    n = len(steps)
-    if n >= PACK_AT_POINTS:
-        enc = codec.encode(steps, values, times)
-        blobs, small = (enc.steps, enc.values, enc.times), 0
-        encoding = enc.encoding
-    else:
-        blobs, small, encoding = (steps.tobytes(), values.tobytes(), times.tobytes()), 1, codec.RAW
-    conn.execute(
-        """INSERT INTO chunks (series_id, incarnation_id, seq_first, seq_last, n, first_step, last_step,
-                    encoding, steps, vals, times) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-        (series["id"], inc_id, seq_first, seq_last, n, int(steps[0]), int(steps[-1]), encoding, *blobs),
-    )
+    small = insert_chunk(conn, series["id"], inc_id, seq_first, seq_last, steps, values, times)
     _update_summary(series, incarnation, seq_first, seq_last, steps, values, times)
     series["chunks"] += 1
-    series["small_chunks"] += small
+    series["small_chunks"] += int(small)
 
 
 def _update_summary(

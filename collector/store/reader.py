@@ -16,7 +16,7 @@ import numpy as np
 
 from aquarium.agent.errors import RunNotFoundError
 
-from . import codec
+from .chunks import concat, read_chunks
 
 
 @dataclass(frozen=True)
@@ -147,40 +147,23 @@ def read_series(conn: sqlite3.Connection, run_id: str, key: str, rank: int = 0, 
             raise RunNotFoundError(run_id)
         return EMPTY
     series_id, ordered = row
-    cols = "c.encoding, c.steps, c.vals" + (", c.times" if with_times else "")
-    parts: dict[str, list[np.ndarray]] = {"steps": [], "values": [], "times": []}
-    for chunk in conn.execute(
-        f"""SELECT {cols} FROM chunks c JOIN incarnations i ON i.id = c.incarnation_id
-                                  WHERE c.series_id = ? ORDER BY i.incarnation, c.seq_last""",
-        (series_id,),
-    ):
-        encoding = chunk[0]
-        parts["steps"].append(codec.decode_column(encoding, chunk[1], "steps"))
-        parts["values"].append(codec.decode_column(encoding, chunk[2], "values"))
-        if with_times:
-            parts["times"].append(codec.decode_column(encoding, chunk[3], "times"))
-    if not parts["steps"]:
+    chunks = list(read_chunks(conn, series_id, with_times=with_times))
+    if not chunks:
         return EMPTY
-    steps = _concat(parts["steps"], np.int64)
-    values = _concat(parts["values"], np.float64)
-    times = _concat(parts["times"], np.float64) if with_times else np.empty(0, np.float64)
+    steps, values, times = concat(chunks)
     if not ordered:
-        steps, values, times = _last_value_per_step(steps, values, times if with_times else None)
+        steps, values, times = last_value_per_step(steps, values, times)
     return Series(steps, values, times)
 
 
-def _concat(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
-    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays).astype(dtype, copy=False)
-
-
-def _last_value_per_step(
-    steps: np.ndarray, values: np.ndarray, times: np.ndarray | None
+def last_value_per_step(
+    steps: np.ndarray, values: np.ndarray, times: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sort by step; where a step was logged more than once, keep the last value logged."""
     reversed_steps = steps[::-1]
     unique_steps, first_in_reversed = np.unique(reversed_steps, return_index=True)
     index = len(steps) - 1 - first_in_reversed
-    return unique_steps, values[index], (times[index] if times is not None else np.empty(0, np.float64))
+    return unique_steps, values[index], (times[index] if len(times) else times)
 
 
 def read_aggregate(conn: sqlite3.Connection, run_id: str, key: str) -> Aggregate:

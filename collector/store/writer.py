@@ -2,7 +2,10 @@
 
 Callers hand it a function and wait for the result (the datasette ``execute_write_fn`` shape),
 so every write is serialised on one connection and readers on their own connections never
-block it.
+block it. The writer, not the function, opens and ends the transaction: with
+``transaction=True`` (the default) ``fn`` runs inside ``BEGIN IMMEDIATE``, which commits when it
+returns and rolls back when it raises; the caller always sees ``fn``'s own error, never one
+from the rollback.
 """
 
 from __future__ import annotations
@@ -32,12 +35,16 @@ class Writer:
         self._thread.start()
         self._ready.result()  # migration errors surface here
 
-    def execute(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(connection)`` on the writer thread and return its result (or raise its error)."""
+    def execute(self, fn: Callable[[sqlite3.Connection], T], transaction: bool = True) -> T:
+        """Run ``fn(connection)`` on the writer thread and return its result (or raise its error).
+
+        With ``transaction``, ``fn`` runs in one ``BEGIN IMMEDIATE ... COMMIT``; ``fn`` must not
+        begin or end transactions itself.
+        """
         if not self._thread.is_alive():
             raise RuntimeError("the store is closed")
         future: Future[T] = Future()
-        self._queue.put((fn, future))
+        self._queue.put((fn, transaction, future))
         return future.result()
 
     def close(self) -> None:
@@ -57,13 +64,35 @@ class Writer:
             item = self._queue.get()
             if item is _STOP:
                 break
-            fn, future = item
+            fn, transaction, future = item
             if not future.set_running_or_notify_cancel():
                 continue
             try:
-                future.set_result(fn(conn))
+                future.set_result(run_in_transaction(conn, fn) if transaction else fn(conn))
             except BaseException as e:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                rollback_quietly(conn)
                 future.set_exception(e)
         conn.close()
+
+
+def run_in_transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """``fn(conn)`` inside ``BEGIN IMMEDIATE ... COMMIT``; on any error, roll back and re-raise it."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        rollback_quietly(conn)
+        raise
+    return result
+
+
+def rollback_quietly(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is open; a failing rollback is logged, so it never hides the
+    error that caused it (SQLite may already have rolled back on its own, e.g. after SQLITE_FULL)."""
+    if not conn.in_transaction:
+        return
+    try:
+        conn.execute("ROLLBACK")
+    except sqlite3.Error as e:
+        log.warning("rollback failed after an error (%s); the connection's transaction is left to SQLite", e)

@@ -52,6 +52,7 @@ def test_a_script_that_never_calls_finish_still_stores_everything(tmp_path) -> N
     from aquarium.collector import Store
 
     with Store(tmp_path) as store:
+        store.ingest_spool()
         run = store.get_run(run_id)
         assert run["status"] == "completed" and run["metrics"]["x"]["count"] == 1000
 
@@ -67,4 +68,5 @@ def test_an_uncaught_exception_marks_the_run_failed(tmp_path) -> None:  # type: 
     from aquarium.collector import Store
 
     with Store(tmp_path) as store:
+        store.ingest_spool()
         assert store.get_run(run_id)["status"] == "failed"

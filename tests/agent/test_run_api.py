@@ -25,6 +25,7 @@ def test_module_level_functions_use_the_current_run(data_dir: Path) -> None:
     with pytest.raises(NoActiveRunError):
         aq.log({"loss": 0.0})
     with Store(data_dir) as store:
+        store.ingest_spool()
         stored = store.get_run(run.id)
     assert stored["name"] == "lr-1e-3" and stored["experiment"] == "resnet" and stored["status"] == "completed"
     assert stored["params"] == {"lr": 1e-3, "batch_size": 32, "optimizer.name": "adam"}
@@ -40,6 +41,7 @@ def test_context_manager_marks_failures(data_dir: Path) -> None:
     with aq.init(experiment="e", mode="offline") as ok:
         ok.log({"x": 1.0})
     with Store(data_dir) as store:
+        store.ingest_spool()
         assert store.get_run(run.id)["status"] == "failed"
         assert store.get_run(ok.id)["status"] == "completed"
 
@@ -64,6 +66,7 @@ def test_ranks_of_one_job_join_one_run(data_dir: Path) -> None:
             run.log({"loss": float(step * 10 + r)}, step=step)
         run.finish()
     with Store(data_dir) as store:
+        store.ingest_spool()
         stored = store.get_run("job-42")
         assert stored["ranks"] == [0, 1, 2] and stored["world_size"] == 3
         assert stored["metrics"]["loss"]["count"] == 30
@@ -99,6 +102,7 @@ def test_threads_logging_to_one_run_keep_every_point_with_its_own_step(data_dir:
     report = run.finish()
     assert report.dropped_points == 0
     with Store(data_dir) as store:
+        store.ingest_spool()
         for index in range(4):
             series = store.read_series(run.id, f"t{index}")
             assert series.steps.tolist() == list(range(3000))

@@ -57,7 +57,7 @@ def test_torn_tail_costs_only_the_last_record(data_dir: Path) -> None:
         f.truncate(path.stat().st_size - 3)
     read = read_spool(path)
     assert len(read.records) == 4 and read.torn_bytes == last_frame - 3
-    with Store(data_dir, ingest_spool=False) as store:
+    with Store(data_dir) as store:
         report = store.ingest_spool()
         assert (report.batches, report.torn_bytes, report.rejected) == (4, last_frame - 3, [])
         ledger_of(good).check(store)
@@ -77,7 +77,7 @@ def test_a_corrupt_record_is_skipped_and_the_gap_shows(data_dir: Path) -> None:
     read = read_spool(path)
     assert [r == pack_batch(b) for r, b in zip(read.records, records[:2] + records[3:])] == [True] * 4
     assert read.torn_bytes == sizes[2] and read.end_offset == path.stat().st_size
-    with Store(data_dir, ingest_spool=False) as store:
+    with Store(data_dir) as store:
         report = store.ingest_spool()
         assert report.batches == 4 and report.torn_bytes == sizes[2]
         ledger_of(records[:2] + records[3:]).check(store, allow_gaps=True)
@@ -92,7 +92,7 @@ def test_a_zero_filled_tail_is_torn_not_a_run_of_empty_records(data_dir: Path) -
         f.write(b"\0" * 4096)
     read = read_spool(path)
     assert len(read.records) == 3 and read.torn_bytes == 4096
-    with Store(data_dir, ingest_spool=False) as store:
+    with Store(data_dir) as store:
         report = store.ingest_spool()
         assert report.batches == 3 and report.rejected == []
         ledger_of(records).check(store)
@@ -102,7 +102,7 @@ def test_a_zero_filled_tail_is_torn_not_a_run_of_empty_records(data_dir: Path) -
 def test_a_batch_of_another_run_is_rejected_and_the_file_kept(data_dir: Path) -> None:
     mine, theirs = batches("mine", range(2)), batches("theirs", range(1))
     path, _ = write_spool(data_dir, "mine", [mine[0], theirs[0], mine[1]])
-    with Store(data_dir, ingest_spool=False) as store:
+    with Store(data_dir) as store:
         report = store.ingest_spool()
         assert report.stored == 2 and len(report.rejected) == 1
         assert report.rejected[0] == (str(path), "batch theirs/0/inc-a in the spool of mine/0/inc-a")
@@ -116,7 +116,7 @@ def test_a_file_that_is_not_a_spool_is_reported_and_kept(data_dir: Path) -> None
     path = segment_path(data_dir / "spool", "junk", 0, "inc-a", 0)
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not a spool at all")
-    with Store(data_dir, ingest_spool=False) as store:
+    with Store(data_dir) as store:
         report = store.ingest_spool()
     assert report.rejected == [(str(path), f"spool {path}: not an Aquarium spool file (bad magic)")]
     assert path.exists()
@@ -130,6 +130,7 @@ def test_opening_the_store_ingests_an_offline_run(data_dir: Path) -> None:
     report = run.finish(timeout=30.0)
     assert report.spooled_files and report.committed_seq == -1
     with Store(data_dir) as store:  # what `aquarium up` does first
+        store.ingest_spool()
         ledger.check(store)
         assert store.get_run("offline-run")["status"] == "completed"
     assert not any(Path(p).exists() for p in report.spooled_files)
@@ -139,7 +140,7 @@ def test_a_spool_still_written_is_ingested_but_kept(data_dir: Path) -> None:
     first, later = batches("live", range(3)), batches("live", range(3, 5))
     path, writer = write_spool(data_dir, "live", first, close=False)
     try:
-        with Store(data_dir, ingest_spool=False) as store:
+        with Store(data_dir) as store:
             assert store.ingest_spool(include_live=False).files == 0  # the collector's periodic pass
             report = store.ingest_spool()  # at startup, live files are read too
             assert report.stored == 3 and report.kept_live == [str(path)] and path.exists()

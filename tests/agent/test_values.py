@@ -151,6 +151,7 @@ def test_run_rejects_bad_calls_and_stores_the_good_ones(data_dir: Path) -> None:
     with pytest.raises(RunFinishedError):
         run.log({"loss": 1.0})
     with Store(data_dir) as store:
+        store.ingest_spool()
         assert store.read_series(run.id, "loss").steps.tolist() == [0, 2]  # the failed call stored nothing
         loss = store.read_series(run.id, "loss").values
         assert loss[0] == 0.5 and math.isnan(loss[1])
@@ -170,4 +171,5 @@ def test_caller_mutating_its_dict_after_log_changes_nothing(data_dir: Path) -> N
     metrics["loss"] = 99.0
     run.finish()
     with Store(data_dir) as store:
+        store.ingest_spool()
         assert store.read_series(run.id, "loss").values.tolist() == [0.0, 1.0, 2.0]

@@ -189,7 +189,7 @@ def test_sync_local_ingests_an_offline_run(tmp_path: Path, data_dir: Path) -> No
     out = invoke("sync", str(spool), "--local", "--data-dir", str(data_dir)).output
     assert "files" in out and "new" in out and "duplicates" in out
     assert not spool_files(spool)
-    with Store(data_dir, ingest_spool=False) as store:
+    with Store(data_dir) as store:
         assert store.get_run("offline-run")["metrics"]["loss"]["count"] == 20
     assert "0" in invoke("sync", str(spool), "--local", "--data-dir", str(data_dir)).output
 
@@ -198,7 +198,7 @@ def test_sync_without_redis_falls_back_to_the_local_store(data_dir: Path) -> Non
     log_offline(data_dir, "fallback")
     result = invoke("sync", "--redis-url", nowhere(), "--data-dir", str(data_dir))
     assert "ingesting into the local store" in result.stderr
-    with Store(data_dir, ingest_spool=False) as store:
+    with Store(data_dir) as store:
         assert store.get_run("fallback")["metrics"]["loss"]["count"] == 10
 
 
@@ -226,7 +226,7 @@ def test_sync_through_redis_then_a_burst_collector(redis_url: str, tmp_path: Pat
         assert client.xlen(RedisKeys().dead_letter) == 1
     finally:
         client.close()
-    with Store(data_dir, ingest_spool=False) as store:
+    with Store(data_dir) as store:
         run = store.get_run("synced")
         assert run["ranks"] == [0, 1] and run["metrics"]["loss"]["count"] == 20
 

@@ -112,7 +112,7 @@ def test_trimming_never_removes_what_a_group_has_not_acked(client: redis.Redis, 
     client.xack(KEYS.stream, "audit", *ids[5:8], *rest)
     burst(redis_url, data_dir)
     assert client.xlen(KEYS.stream) == 0  # everything acked by every group: trimmed
-    with Store(data_dir, ingest_spool=False) as store:
+    with Store(data_dir) as store:
         ledger.check(store)
 
 

@@ -54,13 +54,14 @@ def test_happy_path_burst_collector_stores_every_point_once(
     for run, report in zip(runs, reports):
         field_name = RedisKeys.watermark_field(run.rank, run.identity.incarnation)
         assert int(client.hget(KEYS.watermarks(run.id), field_name)) == report.last_seq
-    with Store(data_dir, ingest_spool=False) as store:
+    with Store(data_dir) as store:
         ledger.check(store)
         assert store.get_run("happy-a")["status"] == "completed"
     # Without a collector at finish, everything was also kept in spool files: ingesting them
     # now is a replay of batches already shipped, and changes nothing.
     assert any(r.spooled_files for r in reports)
     with Store(data_dir) as store:
+        store.ingest_spool()
         ledger.check(store)
     assert not list((data_dir / "spool").rglob("*.spool"))
 
@@ -149,6 +150,7 @@ def test_duplicate_deliveries_are_stored_once(client: redis.Redis, redis_url: st
     assert collector.stats.stored == 0 and collector.stats.duplicates == 30  # the spool came first
     assert pending(client) == 0
     with Store(data_dir) as store:
+        store.ingest_spool()
         ledger.check(store)
         assert store.get_run("dup")["incarnations"][0]["batches"] == 10
 
@@ -189,7 +191,7 @@ def test_relogged_steps_keep_the_last_value_across_a_restart(redis_url: str, dat
     again.finish(timeout=WAIT)
 
     burst(redis_url, data_dir, ingest_spool=False)
-    with Store(data_dir, ingest_spool=False) as store:
+    with Store(data_dir) as store:
         ledger.check(store)  # one value per step, the last logged; every logged point stored once
         series = store.read_series("relog", "x")
         assert series.steps.tolist() == list(range(12))
@@ -217,7 +219,7 @@ def test_batch_carrying_events_only_is_delivered(redis_url: str, data_dir: Path)
     report = run.finish("completed", timeout=WAIT)
     assert report.points == 0 and report.last_seq >= 0
     burst(redis_url, data_dir, ingest_spool=False)
-    with Store(data_dir, ingest_spool=False) as store:
+    with Store(data_dir) as store:
         stored = store.get_run("events-only")
         assert stored["params"] == {"lr": 0.1} and stored["tags"] == {"kind": "smoke"}
         assert stored["status"] == "completed" and stored["incarnations"][0]["missing"] == 0

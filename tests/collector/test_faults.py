@@ -256,7 +256,7 @@ def test_collector_killed_mid_ingest_is_taken_over_by_a_sibling(redis_url: str, 
             rescuer.close()
         assert rescuer.stats.claimed >= left_pending and rescuer.stats.dead_letters == 0
         assert r.xlen(KEYS.stream) == 0  # all acked: trimmed
-        with Store(data_dir, ingest_spool=False) as store:
+        with Store(data_dir) as store:
             ledger.check(store)
     finally:
         r.close()
@@ -276,7 +276,7 @@ def test_closed_spool_segments_ingested_while_the_agent_lives(
     spool = data_dir / "spool" / "segments"
     segments = len(list(spool.glob("*.spool")))
     assert segments >= 3
-    with Store(data_dir, ingest_spool=False) as store:
+    with Store(data_dir) as store:
         report = store.ingest_spool(include_live=False)  # a collector's pass: closed segments go
         assert len(report.deleted) == segments - 1 and not report.rejected
     assert len(list(spool.glob("*.spool"))) == 1  # the one still open

@@ -45,6 +45,7 @@ def test_ranks_from_launcher_variables_join_one_run(launcher: str, redis_url: st
     collector.run(burst=True)
     collector.close()
     with Store(data_dir) as store:
+        store.ingest_spool()
         run = store.get_run(expected_id)
         assert run["ranks"] == list(range(world)) and run["world_size"] == world
         assert run["name"] == "resnet-ddp" and run["status"] == "completed"

@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import aquarium.agent as aq
 from aquarium.agent.errors import RunNotFoundError
+from aquarium.agent.spool import spool_files
 from aquarium.agent.wire import Batch, BatchId, MetricChunk
 from aquarium.collector import Store
 from aquarium.collector.store import codec
@@ -211,3 +213,39 @@ def test_a_failed_transaction_leaves_nothing_behind(store: Store, monkeypatch: p
     assert store.list_runs() == []
     result = store.ingest([make_batch(0, [0], [1.0], params={"a": 1})])  # the ledger was rolled back too
     assert result.stored == 1 and store.get_run("r1")["params"] == {"a": 1}
+
+
+def test_the_writer_runs_each_write_in_its_own_transaction(store: Store) -> None:
+    writer = store._writer
+
+    def insert_then_fail(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO experiments (name, created_at) VALUES ('lost', 0)")
+        assert conn.in_transaction  # the writer began it
+        raise KeyError("the task's own error")
+
+    with pytest.raises(KeyError, match="the task's own error"):
+        writer.execute(insert_then_fail)
+    assert writer.execute(lambda conn: conn.execute("SELECT count(*) FROM experiments").fetchone()[0]) == 0
+    assert writer.execute(lambda conn: conn.in_transaction, transaction=False) is False
+
+
+def test_a_failing_rollback_never_hides_the_first_error(store: Store) -> None:
+    def end_the_transaction_then_fail(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO experiments (name, created_at) VALUES ('kept', 0)")
+        conn.execute("COMMIT")  # nothing left to roll back: a ROLLBACK now would itself fail
+        raise ValueError("first error")
+
+    with pytest.raises(ValueError, match="first error"):
+        store._writer.execute(end_the_transaction_then_fail)
+    assert store.ingest([make_batch(0, [0], [1.0])]).stored == 1  # the writer is still usable
+
+
+def test_opening_a_store_ingests_nothing_until_asked(data_dir: Path) -> None:
+    run = aq.init(run_id="offline", mode="offline", data_dir=data_dir)
+    run.log({"loss": 1.0}, step=0)
+    run.finish()
+    assert spool_files(data_dir / "spool")
+    with Store(data_dir) as store:
+        assert store.list_runs() == [] and spool_files(data_dir / "spool")
+        assert store.ingest_spool().stored == 1
+        assert [r["id"] for r in store.list_runs()] == ["offline"] and not spool_files(data_dir / "spool")

@@ -1,0 +1,101 @@
+"""Chunk rows: the one way chunks are written and the one way they are read back.
+
+A chunk holds one series' points from a run of contiguous seqs of one incarnation, as three
+columns (see ``codec``). Ingest and compaction write chunks with ``insert_chunk``; reads,
+compaction and summary rebuilds read them with ``read_chunks``, in precedence order: the order
+in which the points were logged, so that where a step was logged twice the later value wins.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import codec
+
+PACK_AT_POINTS = 4096  # chunks this large are compressed when written; smaller ones wait for compaction
+
+# Precedence: incarnations in the order the store first saw them, then seqs within one.
+PRECEDENCE = "i.incarnation, c.seq_last"
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One chunk row, decoded."""
+
+    id: int
+    incarnation_id: int
+    seq_first: int
+    seq_last: int
+    steps: np.ndarray
+    values: np.ndarray
+    times: np.ndarray
+
+
+def insert_chunk(
+    conn: sqlite3.Connection,
+    series_id: int,
+    incarnation_id: int,
+    seq_first: int,
+    seq_last: int,
+    steps: np.ndarray,
+    values: np.ndarray,
+    times: np.ndarray,
+    pack: bool | None = None,
+) -> bool:
+    """Write one chunk, packed if ``pack`` (default: if it is large); returns whether it was left raw."""
+    small = len(steps) < PACK_AT_POINTS if pack is None else not pack
+    if small:
+        encoding, blobs = codec.RAW, (steps.tobytes(), values.tobytes(), times.tobytes())
+    else:
+        enc = codec.encode(steps, values, times)
+        encoding, blobs = enc.encoding, (enc.steps, enc.values, enc.times)
+    conn.execute(
+        """INSERT INTO chunks (series_id, incarnation_id, seq_first, seq_last, n, first_step, last_step,
+                    encoding, steps, vals, times) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        (series_id, incarnation_id, seq_first, seq_last, len(steps), int(steps[0]), int(steps[-1]), encoding, *blobs),
+    )
+    return small
+
+
+def read_chunks(
+    conn: sqlite3.Connection, series_id: int, *, with_times: bool = True, ids: list[int] | None = None
+) -> Iterator[Chunk]:
+    """A series' chunks (or only those with ``ids``) in precedence order, decoded."""
+    times_column = "c.times" if with_times else "NULL"
+    where = "c.series_id = ?"
+    args: list[int] = [series_id]
+    if ids is not None:
+        where += f" AND c.id IN ({','.join('?' * len(ids))})"
+        args += ids
+    empty = np.empty(0, np.float64)
+    for row in conn.execute(
+        f"""SELECT c.id, c.incarnation_id, c.seq_first, c.seq_last, c.encoding, c.steps, c.vals, {times_column}
+            FROM chunks c JOIN incarnations i ON i.id = c.incarnation_id
+            WHERE {where} ORDER BY {PRECEDENCE}""",
+        args,
+    ):
+        chunk_id, inc_id, seq_first, seq_last, encoding, steps, vals, times = row
+        yield Chunk(
+            chunk_id,
+            inc_id,
+            seq_first,
+            seq_last,
+            codec.decode_column(encoding, steps, "steps"),
+            codec.decode_column(encoding, vals, "values"),
+            codec.decode_column(encoding, times, "times") if with_times else empty,
+        )
+
+
+def concat(chunks: list[Chunk]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The chunks' columns end to end (no copy for a single chunk)."""
+    if len(chunks) == 1:
+        return chunks[0].steps, chunks[0].values, chunks[0].times
+    return (
+        np.concatenate([c.steps for c in chunks]).astype(np.int64, copy=False),
+        np.concatenate([c.values for c in chunks]).astype(np.float64, copy=False),
+        np.concatenate([c.times for c in chunks]).astype(np.float64, copy=False),
+    )
