@@ -33,7 +33,8 @@ STATUS_STYLES = {
 def ls_command(data_dir: Path, as_json: bool, experiment: str | None) -> None:
     """List runs: id, name, experiment, status, ranks, created.
 
-    Opening the store ingests spooled batches first, so offline runs show up.
+    Spooled batches are ingested first, so offline runs show up (a read-only data dir is read
+    as it is, and the command says how many spool files wait).
     """
     if not data_dir.exists():
         click.echo("[]" if as_json else f"no runs: {data_dir} does not exist yet")
@@ -41,7 +42,7 @@ def ls_command(data_dir: Path, as_json: bool, experiment: str | None) -> None:
     from aquarium.collector import Store
 
     with Store(data_dir) as store:
-        store.ingest_spool()
+        _ingest_spool_or_say_what_waits(store)
         runs = store.list_runs(experiment)
     if as_json:
         click.echo(_json(runs))
@@ -87,7 +88,7 @@ def show(run_id: str, data_dir: Path, as_json: bool) -> None:
     if not data_dir.exists():
         raise click.ClickException(f"no run with id {run_id!r}: {data_dir} does not exist")
     with Store(data_dir) as store:
-        store.ingest_spool()
+        _ingest_spool_or_say_what_waits(store)
         run = store.get_run(run_id)  # RunNotFoundError -> "Error: no run with id ..." and exit 1
     if as_json:
         click.echo(_json(run))
@@ -144,6 +145,21 @@ def show(run_id: str, data_dir: Path, as_json: bool) -> None:
         out.print(
             f"[yellow]rank {i['rank']} incarnation {escape(i['incarnation'])}: {i['missing']} batches "
             f"missing below seq {i['max_seq']}[/yellow]"
+        )
+
+
+def _ingest_spool_or_say_what_waits(store: Any) -> None:
+    """Offline runs show up once their spool files are ingested; a read-only store reads what it
+    holds and says (on stderr, so --json stays parseable) how many spool files wait."""
+    if not store.read_only:
+        store.ingest_spool()
+        return
+    waiting = len(store.waiting_spool_files())
+    if waiting:
+        click.echo(
+            f"{store.data_dir} is read-only: {waiting} spool file{'s' if waiting != 1 else ''} "
+            "wait to be ingested (open it where it is writable, or copy it)",
+            err=True,
         )
 
 

@@ -57,7 +57,7 @@ class Collector:
         self.keys = RedisKeys(self.settings.prefix)
         self.consumer = self.settings.consumer_name
         self._owns_store = store is None
-        self.store = store or Store(self.settings.data_dir)
+        self.store = store or Store(self.settings.data_dir, read_only=False)
         self.redis = redis.Redis.from_url(self.settings.redis_url, socket_timeout=5.0, socket_connect_timeout=2.0)
         self.stats = CollectorStats()
         self._stop = threading.Event()

@@ -12,50 +12,76 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
+from aquarium.agent.spool import spool_files
 from aquarium.agent.wire import Batch
 
 from . import compact as _compact
 from . import reader
 from .ingest import IngestResult, ingest
 from .reader import Aggregate, Series
-from .schema import DB_NAME, connect
+from .schema import DB_NAME, ReadOnlyStoreError, check_current, connect, connect_read_only, is_writable
 from .spool_ingest import SpoolIngestReport, ingest_spool_dir
 from .writer import Writer
 
-__all__ = ["Aggregate", "IngestResult", "Series", "SpoolIngestReport", "Store"]
+__all__ = ["Aggregate", "IngestResult", "ReadOnlyStoreError", "Series", "SpoolIngestReport", "Store"]
+
+T = TypeVar("T")
 
 
 class Store:
-    def __init__(self, data_dir: str | Path = "aquarium_data") -> None:
+    """The store under ``data_dir``. Opening it only opens it: spool files are ingested by
+    ``ingest_spool()``.
+
+    ``read_only=None`` opens it read-only when this process may not write the directory (a
+    colleague's results, a read-only mount); ``read_only=False`` raises ReadOnlyStoreError there
+    instead. A read-only store can be read as it is; each write raises ReadOnlyStoreError.
+    """
+
+    def __init__(self, data_dir: str | Path = "aquarium_data", *, read_only: bool | None = None) -> None:
         self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.data_dir / DB_NAME
         self.spool_dir = self.data_dir / "spool"
-        self._writer = Writer(self.path)
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        writable = is_writable(self.data_dir)
+        if read_only is False and not writable:
+            raise ReadOnlyStoreError(self.path, "open it for writing")
+        self.read_only = not writable if read_only is None else read_only
+        self._writer: Writer | None = None
+        if self.read_only:
+            if not self.path.exists():
+                raise ReadOnlyStoreError(self.path, "create it (there is no store there yet)")
+            check_current(self._reader(), self.path)
+        else:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self._writer = Writer(self.path)
+
+    def _write(self, action: str, fn: Callable[[sqlite3.Connection], T], transaction: bool = True) -> T:
+        if self._writer is None:
+            raise ReadOnlyStoreError(self.path, action)
+        return self._writer.execute(fn, transaction=transaction)
 
     # -- writes --------------------------------------------------------------------------------
     def ingest(self, batches: Iterable[Batch]) -> IngestResult:
         """Store batches in one transaction; batches already in the ledger are skipped."""
         items = list(batches)
-        return self._writer.execute(lambda conn: ingest(conn, items))
+        return self._write("ingest batches", lambda conn: ingest(conn, items))
 
     def compact(self, everything: bool = False) -> int:
         """Merge small settled chunks; returns how many chunk rows were removed."""
         minimum = 2 if everything else _compact.COMPACT_AT_SMALL_CHUNKS
         removed = 0
-        candidates = self._writer.execute(
-            lambda conn: _compact.series_needing_compaction(conn, minimum), transaction=False
+        candidates = self._write(
+            "compact", lambda conn: _compact.series_needing_compaction(conn, minimum), transaction=False
         )
         for series_id in candidates:
-            removed += self._writer.execute(lambda conn, sid=series_id: _compact.compact_series(conn, sid))
+            removed += self._write("compact", lambda conn, sid=series_id: _compact.compact_series(conn, sid))
         return removed
 
     def ingest_spool(
@@ -66,6 +92,8 @@ class Store:
         Finished files are deleted once committed; files a live agent still writes are read
         (the ledger makes re-reading harmless) and kept, or skipped with ``include_live=False``.
         """
+        if self._writer is None:
+            raise ReadOnlyStoreError(self.path, "ingest spool files")
         return ingest_spool_dir(
             Path(spool_dir) if spool_dir else self.spool_dir, self.ingest, delete=delete, include_live=include_live
         )
@@ -80,13 +108,18 @@ class Store:
                 conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
             return found
 
-        return self._writer.execute(delete)
+        return self._write(f"delete run {run_id!r}", delete)
+
+    def waiting_spool_files(self) -> list[Path]:
+        """Spool files under this data dir that wait to be ingested (or are still being written)."""
+        return spool_files(self.spool_dir)
 
     # -- reads ---------------------------------------------------------------------------------
     def _reader(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._local.conn = connect(self.path, writer=False)
+            conn = connect_read_only(self.path) if self.read_only else connect(self.path, writer=False)
+            self._local.conn = conn
             with self._readers_lock:
                 self._readers.append(conn)
         return conn
@@ -145,7 +178,8 @@ class Store:
 
     # -- lifetime ------------------------------------------------------------------------------
     def close(self) -> None:
-        self._writer.close()
+        if self._writer is not None:
+            self._writer.close()
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()

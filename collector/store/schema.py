@@ -6,11 +6,14 @@ so a crash mid-migration leaves the previous schema intact.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
+
+from aquarium.agent.errors import AquariumError
 
 DB_NAME = "aquarium.db"
 
@@ -118,6 +121,15 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     """)
 
 
+class ReadOnlyStoreError(AquariumError):
+    """Raised when a store on a read-only data dir (a colleague's results, a read-only mount) is
+    asked to change, or cannot be read as it is."""
+
+    def __init__(self, path: Path, action: str) -> None:
+        self.path, self.action = path, action
+        super().__init__(f"the store at {path} is read-only: cannot {action}")
+
+
 def connect(path: Path, *, writer: bool) -> sqlite3.Connection:
     """A connection with the store's pragmas; the writer's commits are durable (FULL), because
     the collector acknowledges batches to Redis only after commit."""
@@ -127,6 +139,42 @@ def connect(path: Path, *, writer: bool) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=FULL" if writer else "PRAGMA query_only=1")
     conn.execute("PRAGMA cache_size=-65536")
     return conn
+
+
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """A reader on a database this process may not write.
+
+    ``mode=ro`` sees a live writer's commits but needs the WAL's ``-shm`` index, which it cannot
+    create in a read-only directory; when that fails the file is opened ``immutable`` (nobody is
+    writing a store whose directory no one can write).
+    """
+    uri = path.resolve().as_uri()
+    for flags in ("mode=ro", "immutable=1"):
+        conn = sqlite3.connect(f"{uri}?{flags}", uri=True, check_same_thread=False, isolation_level=None)
+        try:
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            conn.close()
+            continue
+        return conn
+    raise ReadOnlyStoreError(path, "open it (not an SQLite database, or unreadable)")
+
+
+def check_current(conn: sqlite3.Connection, path: Path) -> None:
+    """Reads assume the current schema; a read-only store cannot be migrated to it."""
+    if migrations.pending(sqlite_utils.Database(conn)):
+        raise ReadOnlyStoreError(path, "migrate it to this version's schema (open it once where it is writable)")
+
+
+def is_writable(data_dir: Path) -> bool:
+    """Whether this process may create and write the store under ``data_dir`` (``os.access`` is
+    also False on a read-only mount, even for root)."""
+    db = data_dir / DB_NAME
+    if data_dir.exists():
+        return os.access(data_dir, os.W_OK) and (not db.exists() or os.access(db, os.W_OK))
+    existing = next(p for p in data_dir.absolute().parents if p.exists())
+    return os.access(existing, os.W_OK)
 
 
 def migrate(conn: sqlite3.Connection) -> None:
