@@ -25,7 +25,7 @@ from aquarium.agent.redis_keys import BATCH_FIELD, DEAD_REASON_FIELD, DEAD_SOURC
 from aquarium.agent.wire import Batch, unpack_batch
 
 from .settings import CollectorSettings
-from .store import IngestResult, Store
+from .store import IngestResult, Store, conflict_reason
 
 log = logging.getLogger("aquarium.collector.consumer")
 
@@ -143,6 +143,8 @@ class Collector:
             except WireFormatError as e:
                 dead.append((entry_id, data, e.reason))
         result = self._store(good, dead)
+        conflicted = {id(batch) for batch in result.conflicts}
+        dead.extend((eid, data, conflict_reason(b)) for eid, data, b in good if id(b) in conflicted)
         pipe = self.redis.pipeline(transaction=False)
         for entry_id, data, reason in dead:
             log.warning("dead letter %s: %s", entry_id.decode(), reason)

@@ -23,12 +23,21 @@ from aquarium.agent.wire import Batch
 from . import compact as _compact
 from . import reader
 from .ingest import IngestResult, ingest
+from .ledger import conflict_reason
 from .reader import Aggregate, Series
 from .schema import DB_NAME, ReadOnlyStoreError, check_current, connect, connect_read_only, is_writable
 from .spool_ingest import SpoolIngestReport, ingest_spool_dir
 from .writer import Writer
 
-__all__ = ["Aggregate", "IngestResult", "ReadOnlyStoreError", "Series", "SpoolIngestReport", "Store"]
+__all__ = [
+    "Aggregate",
+    "IngestResult",
+    "ReadOnlyStoreError",
+    "Series",
+    "SpoolIngestReport",
+    "Store",
+    "conflict_reason",
+]
 
 T = TypeVar("T")
 

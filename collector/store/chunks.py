@@ -18,8 +18,9 @@ from . import codec
 
 PACK_AT_POINTS = 4096  # chunks this large are compressed when written; smaller ones wait for compaction
 
-# Precedence: incarnations in the order the store first saw them, then seqs within one.
-PRECEDENCE = "i.incarnation, c.seq_last"
+# Precedence: incarnations in the order the store first saw them, then seqs within one (the
+# pieces of a run of seqs too long for one chunk share its seqs: then the order they were written).
+PRECEDENCE = "i.seen_order, c.seq_last, c.id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,3 +100,13 @@ def concat(chunks: list[Chunk]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         np.concatenate([c.values for c in chunks]).astype(np.float64, copy=False),
         np.concatenate([c.times for c in chunks]).astype(np.float64, copy=False),
     )
+
+
+def last_value_per_step(
+    steps: np.ndarray, values: np.ndarray, times: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sort by step; where a step was logged more than once, keep the last value logged."""
+    reversed_steps = steps[::-1]
+    unique_steps, first_in_reversed = np.unique(reversed_steps, return_index=True)
+    index = len(steps) - 1 - first_in_reversed
+    return unique_steps, values[index], (times[index] if len(times) else times)

@@ -2,7 +2,7 @@
 
 Only settled chunks are merged: those whose seqs are all at or below their incarnation's
 commit watermark. No batch can arrive later with a seq in between, so merging adjacent settled
-chunks keeps the (incarnation, seq) order that last-value-wins relies on.
+chunks keeps the precedence order (see ``chunks``) that last-value-wins relies on.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
-"""Writing batches: one transaction for many batches, with the batch-id ledger in it.
+"""Writing batches: many batches in the writer's one transaction, with the batch-id ledger in it.
 
-A batch whose id is already in the ledger is skipped, so redelivery (Redis resends, spool
-replays, reclaimed pending entries) changes nothing: exactly-once in effect. Points are stored
+A batch the ledger already holds is skipped, so redelivery (Redis resends, spool replays,
+reclaimed pending entries) changes nothing: exactly-once in effect. A batch reusing a held id
+with other content is a conflict: not stored, reported (see ``ledger``). Points are stored
 columnar: one chunk row per series per run of contiguous seqs, plus a per-series summary row
-updated in the same transaction. Runs on the writer thread, inside its transaction.
+updated in the same transaction (see ``summary``). Runs on the writer thread, inside its
+transaction.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 
 from aquarium.agent.wire import Batch, MetricChunk
 
+from . import ledger, summary
 from .chunks import insert_chunk
 
 MAX_CHUNK_POINTS = 131072
@@ -35,6 +38,8 @@ class IngestResult:
     watermarks: dict[IncKey, int] = field(default_factory=dict)
     runs: set[str] = field(default_factory=set)
     gaps: dict[IncKey, int] = field(default_factory=dict)
+    # batches not stored because their id is held with other content (the objects passed in)
+    conflicts: list[Batch] = field(default_factory=list)
 
     def merge(self, other: "IngestResult") -> None:
         self.stored += other.stored
@@ -43,92 +48,47 @@ class IngestResult:
         self.watermarks.update(other.watermarks)
         self.runs |= other.runs
         self.gaps.update(other.gaps)
+        self.conflicts.extend(other.conflicts)
 
 
 def ingest(conn: sqlite3.Connection, batches: Iterable[Batch], now: float | None = None) -> IngestResult:
-    """Store ``batches``; duplicates (by batch id) are skipped. Runs inside the writer's transaction."""
+    """Store ``batches``; duplicates are skipped, conflicts reported. Runs inside the writer's transaction."""
     now = time.time() if now is None else now
     result = IngestResult()
-    groups: dict[IncKey, dict[int, Batch]] = defaultdict(dict)
+    groups: dict[IncKey, list[Batch]] = defaultdict(list)
     for batch in batches:
-        key = (batch.id.run, batch.id.rank, batch.id.incarnation)
-        if batch.id.seq in groups[key]:
-            result.duplicates += 1
-        groups[key][batch.id.seq] = batch
-    for inc_key, by_seq in groups.items():
-        _ingest_incarnation(conn, inc_key, by_seq, now, result)
+        groups[(batch.id.run, batch.id.rank, batch.id.incarnation)].append(batch)
+    for inc_key, arrived in groups.items():
+        _ingest_incarnation(conn, inc_key, arrived, now, result)
     return result
 
 
 def _ingest_incarnation(
-    conn: sqlite3.Connection, inc_key: IncKey, by_seq: dict[int, Batch], now: float, result: IngestResult
+    conn: sqlite3.Connection, inc_key: IncKey, arrived: list[Batch], now: float, result: IngestResult
 ) -> None:
-    run_id, rank, incarnation = inc_key
-    inc_id, committed = _incarnation(conn, run_id, rank, incarnation, now)
-    seqs = sorted(by_seq)
-    candidates = [s for s in seqs if s > committed]
-    existing: set[int] = set()
-    if candidates:
-        existing = {
-            row[0]
-            for row in conn.execute(
-                "SELECT seq FROM batches WHERE incarnation_id = ? AND seq BETWEEN ? AND ?",
-                (inc_id, candidates[0], candidates[-1]),
-            )
-        }
-    fresh = [by_seq[s] for s in candidates if s not in existing]
-    result.duplicates += len(seqs) - len(fresh)
-    if not fresh:
-        if committed >= 0:  # republish: after a Redis restart the agent needs to hear it again
-            result.watermarks[inc_key] = committed
+    run_id, rank, name = inc_key
+    inc = ledger.incarnation(conn, run_id, rank, name, now)
+    found = ledger.sort_batches(conn, inc, arrived)
+    result.duplicates += found.duplicates
+    result.conflicts.extend(found.conflicts)
+    if not found.fresh and not found.conflicts:
+        if inc.committed_seq >= 0:  # republish: after a Redis restart the agent needs to hear it again
+            result.watermarks[inc_key] = inc.committed_seq
         return
-    conn.executemany(
-        "INSERT INTO batches (incarnation_id, seq, received_at, points) VALUES (?, ?, ?, ?)",
-        [(inc_id, b.id.seq, now, b.point_count) for b in fresh],
-    )
-    _ensure_run(conn, run_id, now)
-    for batch in fresh:
-        _apply_events(conn, batch, now)
-    result.points += _store_metrics(conn, run_id, rank, incarnation, inc_id, fresh)
-    result.stored += len(fresh)
-    result.runs.add(run_id)
-    new_committed = _advance_watermark(conn, inc_id, committed, fresh[0].id.seq)
-    # running counters: counting the ledger would cost time proportional to the run's length
-    max_seq, batch_count = conn.execute(
-        """UPDATE incarnations SET committed_seq = ?, max_seq = max(max_seq, ?), batches = batches + ?
-           WHERE id = ? RETURNING max_seq, batches""",
-        (new_committed, fresh[-1].id.seq, len(fresh), inc_id),
-    ).fetchone()
-    conn.execute("UPDATE runs SET updated_at = ? WHERE id = ?", (now, run_id))
-    if new_committed >= 0:
-        result.watermarks[inc_key] = new_committed
-    if max_seq > new_committed:  # seqs missing below the highest one: lost or still in flight
-        result.gaps[inc_key] = max_seq + 1 - batch_count
-
-
-def _incarnation(conn: sqlite3.Connection, run_id: str, rank: int, incarnation: str, now: float) -> tuple[int, int]:
-    conn.execute(
-        "INSERT OR IGNORE INTO incarnations (run_id, rank, incarnation, first_seen) VALUES (?, ?, ?, ?)",
-        (run_id, rank, incarnation, now),
-    )
-    row = conn.execute(
-        "SELECT id, committed_seq FROM incarnations WHERE run_id = ? AND rank = ? AND incarnation = ?",
-        (run_id, rank, incarnation),
-    ).fetchone()
-    return row[0], row[1]
-
-
-def _advance_watermark(conn: sqlite3.Connection, inc_id: int, committed: int, lowest_fresh: int) -> int:
-    """The new highest contiguous seq: it moves only when this transaction filled the next seq."""
-    if lowest_fresh != committed + 1:
-        return committed
-    for (seq,) in conn.execute(
-        "SELECT seq FROM batches WHERE incarnation_id = ? AND seq > ? ORDER BY seq", (inc_id, committed)
-    ):
-        if seq != committed + 1:
-            break
-        committed = seq
-    return committed
+    committed, max_seq, stored_batches = ledger.record(conn, inc, found, now)
+    if found.fresh:
+        _ensure_run(conn, run_id, now)
+        for batch in found.fresh:
+            _apply_events(conn, batch, now)
+        result.points += _store_metrics(conn, run_id, rank, inc, found.fresh)
+        result.stored += len(found.fresh)
+        result.runs.add(run_id)
+        conn.execute("UPDATE runs SET updated_at = ? WHERE id = ?", (now, run_id))
+    if committed >= 0:
+        result.watermarks[inc_key] = committed
+    missing = max_seq + 1 - stored_batches
+    if missing:  # seqs missing below the highest one: lost or still in flight
+        result.gaps[inc_key] = missing
 
 
 def _ensure_run(conn: sqlite3.Connection, run_id: str, now: float) -> None:
@@ -192,7 +152,7 @@ def _apply_events(conn: sqlite3.Connection, batch: Batch, now: float) -> None:
 
 
 def _store_metrics(
-    conn: sqlite3.Connection, run_id: str, rank: int, incarnation: str, inc_id: int, fresh: list[Batch]
+    conn: sqlite3.Connection, run_id: str, rank: int, inc: ledger.Incarnation, fresh: list[Batch]
 ) -> int:
     """Chunk rows (one per series per run of contiguous seqs) and summary updates."""
     per_key: dict[str, list[tuple[int, MetricChunk]]] = defaultdict(list)
@@ -201,18 +161,26 @@ def _store_metrics(
             per_key[chunk.key].append((batch.id.seq, chunk))
     points = 0
     for key, items in per_key.items():
-        series = _series(conn, run_id, key, rank)
+        s = summary.load(conn, run_id, key, rank)
+        exact = True
         for seq_first, seq_last, pieces in _contiguous_runs(items):
             steps = np.frombuffer(b"".join(p.steps for p in pieces), dtype="<i8")
             values = np.frombuffer(b"".join(p.values for p in pieces), dtype="<f8")
             times = np.frombuffer(b"".join(p.times for p in pieces), dtype="<f8")
             for a in range(0, len(steps), MAX_CHUNK_POINTS):
-                b = a + MAX_CHUNK_POINTS
-                _insert_chunk(
-                    conn, series, inc_id, incarnation, seq_first, seq_last, steps[a:b], values[a:b], times[a:b]
-                )
+                part = slice(a, a + MAX_CHUNK_POINTS)
+                small = insert_chunk(conn, s.id, inc.id, seq_first, seq_last, steps[part], values[part], times[part])
+                s.chunks += 1
+                s.small_chunks += int(small)
+                if exact:
+                    first, last = (inc.order, seq_first), (inc.order, seq_last)
+                    exact = summary.fold(s, first, last, steps[part], values[part], times[part])
+                else:
+                    s.count += len(steps[part])
             points += len(steps)
-        _save_series(conn, series)
+        if not exact:
+            summary.rebuild(conn, s)
+        summary.save(conn, s)
     return points
 
 
@@ -222,73 +190,3 @@ def _contiguous_runs(items: list[tuple[int, MetricChunk]]) -> Iterable[tuple[int
         if i == len(items) or items[i][0] != items[i - 1][0] + 1 and items[i][0] != items[i - 1][0]:
             yield items[start][0], items[i - 1][0], [chunk for _, chunk in items[start:i]]
             start = i
-
-
-class _Series(dict):  # type: ignore[type-arg]
-    """A series row being updated within one transaction."""
-
-
-def _series(conn: sqlite3.Connection, run_id: str, key: str, rank: int) -> _Series:
-    conn.execute("INSERT OR IGNORE INTO series (run_id, key, rank) VALUES (?, ?, ?)", (run_id, key, rank))
-    cursor = conn.execute("SELECT * FROM series WHERE run_id = ? AND key = ? AND rank = ?", (run_id, key, rank))
-    names = [d[0] for d in cursor.description]
-    return _Series(zip(names, cursor.fetchone()))
-
-
-def _insert_chunk(
-    conn: sqlite3.Connection,
-    series: _Series,
-    inc_id: int,
-    incarnation: str,
-    seq_first: int,
-    seq_last: int,
-    steps: np.ndarray,
-    values: np.ndarray,
-    times: np.ndarray,
-) -> None:
-    small = insert_chunk(conn, series["id"], inc_id, seq_first, seq_last, steps, values, times)
-    _update_summary(series, incarnation, seq_first, seq_last, steps, values, times)
-    series["chunks"] += 1
-    series["small_chunks"] += int(small)
-
-
-def _update_summary(
-    s: _Series,
-    incarnation: str,
-    seq_first: int,
-    seq_last: int,
-    steps: np.ndarray,
-    values: np.ndarray,
-    times: np.ndarray,
-) -> None:
-    """Fold new points into the summary: count, first/last step, last/min/max value and steps."""
-    first_step, last_index = int(steps.min()), len(steps) - 1 - int(np.argmax(steps[::-1]))
-    in_order = (incarnation, seq_first) > (s["tail_incarnation"], s["tail_seq"])
-    rising = len(steps) < 2 or bool(np.all(steps[1:] > steps[:-1]))
-    if s["count"]:
-        in_order = in_order and int(steps[0]) > s["last_step"]
-    s["ordered"] = int(bool(s["ordered"]) and in_order and rising)
-    if (incarnation, seq_last) > (s["tail_incarnation"], s["tail_seq"]):
-        s["tail_incarnation"], s["tail_seq"] = incarnation, seq_last
-    s["first_step"] = first_step if s["first_step"] is None else min(s["first_step"], first_step)
-    new_last = int(steps[last_index])
-    if s["last_step"] is None or new_last >= s["last_step"]:
-        s["last_step"], s["last_value"], s["last_time"] = new_last, float(values[last_index]), float(times[last_index])
-    finite = ~np.isnan(values)
-    if finite.any():
-        candidates = np.where(finite, values, np.inf)
-        i = int(np.argmin(candidates))
-        if s["min_value"] is None or values[i] < s["min_value"]:
-            s["min_value"], s["min_step"] = float(values[i]), int(steps[i])
-        candidates = np.where(finite, values, -np.inf)
-        i = int(np.argmax(candidates))
-        if s["max_value"] is None or values[i] > s["max_value"]:
-            s["max_value"], s["max_step"] = float(values[i]), int(steps[i])
-    s["count"] += len(steps)
-
-
-def _save_series(conn: sqlite3.Connection, s: _Series) -> None:
-    names = [k for k in s if k not in ("id", "run_id", "key", "rank")]
-    conn.execute(
-        f"UPDATE series SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?", (*(s[n] for n in names), s["id"])
-    )

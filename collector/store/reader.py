@@ -1,13 +1,15 @@
 """Reading the store: runs, their details, and series as numpy arrays.
 
 Readers use their own connections (WAL), so they never block the writer. A series is the
-concatenation of its chunks in (incarnation, seq) order; when its summary says the points
-arrived in order, that is already the answer, otherwise a re-logged step keeps its last value.
+concatenation of its chunks in precedence order (incarnations in the order the store first saw
+them, then seq); when its summary says those steps rise, that is already the answer, otherwise
+a re-logged step keeps its last value.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +18,7 @@ import numpy as np
 
 from aquarium.agent.errors import RunNotFoundError
 
-from .chunks import concat, read_chunks
+from .chunks import concat, last_value_per_step, read_chunks
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,9 @@ def get_run(conn: sqlite3.Connection, run_id: str) -> dict[str, Any]:
     run["ranks"] = sorted({r[0] for r in conn.execute("SELECT rank FROM incarnations WHERE run_id = ?", (run_id,))})
     run["incarnations"] = _rows(
         conn.execute(
-            """SELECT rank, incarnation, committed_seq, max_seq, batches, max_seq + 1 - batches AS missing
-           FROM incarnations WHERE run_id = ? ORDER BY rank, incarnation""",
+            """SELECT rank, incarnation, seen_order, committed_seq, max_seq, batches,
+                      max_seq + 1 - batches AS missing, conflicts
+               FROM incarnations WHERE run_id = ? ORDER BY rank, seen_order""",
             (run_id,),
         )
     )
@@ -120,7 +123,9 @@ def metric_summaries(conn: sqlite3.Connection, run_id: str) -> dict[str, dict[st
         s["count"] += row["count"]
         s["ranks"] += 1
         if s["last_step"] is None or (row["last_step"] is not None and row["last_step"] > s["last_step"]):
-            s["last"], s["last_step"] = row["last_value"], row["last_step"]
+            # SQLite stores NaN as NULL: a last step with no value is a NaN
+            last = math.nan if row["last_value"] is None and row["last_step"] is not None else row["last_value"]
+            s["last"], s["last_step"] = last, row["last_step"]
         if row["min_value"] is not None and (s["min"] is None or row["min_value"] < s["min"]):
             s["min"], s["min_step"] = row["min_value"], row["min_step"]
         if row["max_value"] is not None and (s["max"] is None or row["max_value"] > s["max"]):
@@ -154,16 +159,6 @@ def read_series(conn: sqlite3.Connection, run_id: str, key: str, rank: int = 0, 
     if not ordered:
         steps, values, times = last_value_per_step(steps, values, times)
     return Series(steps, values, times)
-
-
-def last_value_per_step(
-    steps: np.ndarray, values: np.ndarray, times: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sort by step; where a step was logged more than once, keep the last value logged."""
-    reversed_steps = steps[::-1]
-    unique_steps, first_in_reversed = np.unique(reversed_steps, return_index=True)
-    index = len(steps) - 1 - first_in_reversed
-    return unique_steps, values[index], (times[index] if len(times) else times)
 
 
 def read_aggregate(conn: sqlite3.Connection, run_id: str, key: str) -> Aggregate:

@@ -98,7 +98,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         max_step INTEGER,
         chunks INTEGER NOT NULL DEFAULT 0,
         small_chunks INTEGER NOT NULL DEFAULT 0,
-        ordered INTEGER NOT NULL DEFAULT 1,  -- 1 while chunks arrive in (incarnation, seq) order with rising steps
+        ordered INTEGER NOT NULL DEFAULT 1,  -- 1 while the chunks in precedence order have rising steps
         tail_incarnation TEXT NOT NULL DEFAULT '',
         tail_seq INTEGER NOT NULL DEFAULT -1,
         UNIQUE (run_id, key, rank)
@@ -119,6 +119,30 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     );
     CREATE INDEX chunks_series ON chunks(series_id, incarnation_id, seq_last);
     """)
+
+
+@migrations()
+def m002_digests_seen_order_exact_summaries(db: sqlite_utils.Database) -> None:
+    """Ledger digests and conflicts; incarnations numbered in the order first seen (the order
+    of their rows: existing ones keep it); summaries rebuilt under that order."""
+    for statement in (
+        "ALTER TABLE batches ADD COLUMN digest BLOB",  # NULL for batches stored before digests
+        "ALTER TABLE batches ADD COLUMN conflicted INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE incarnations ADD COLUMN seen_order INTEGER",
+        "UPDATE incarnations SET seen_order = id",
+        "CREATE UNIQUE INDEX incarnations_seen_order ON incarnations(seen_order)",
+        "ALTER TABLE incarnations ADD COLUMN conflicts INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE series DROP COLUMN tail_incarnation",
+        "ALTER TABLE series ADD COLUMN tail_order INTEGER NOT NULL DEFAULT -1",
+    ):
+        db.execute(statement)
+    from . import summary  # the summary code needs this schema; it is not needed to define it
+
+    conn = db.conn
+    for (series_id,) in conn.execute("SELECT id FROM series").fetchall():
+        s = summary.load_by_id(conn, series_id)
+        summary.rebuild(conn, s)
+        summary.save(conn, s)
 
 
 class ReadOnlyStoreError(AquariumError):

@@ -5,45 +5,17 @@ from __future__ import annotations
 import importlib
 import math
 import sqlite3
-from array import array
 from pathlib import Path
 
 import numpy as np
 import pytest
+from batches import make_batch
 
 import aquarium.agent as aq
 from aquarium.agent.errors import RunNotFoundError
 from aquarium.agent.spool import spool_files
-from aquarium.agent.wire import Batch, BatchId, MetricChunk
 from aquarium.collector import Store
 from aquarium.collector.store import codec
-
-
-def make_batch(
-    seq: int,
-    steps: list[int],
-    values: list[float],
-    *,
-    run: str = "r1",
-    rank: int = 0,
-    inc: str = "inc-a",
-    key: str = "loss",
-    **events: object,
-) -> Batch:
-    chunk = MetricChunk(
-        key,
-        array("q", steps).tobytes(),
-        array("d", values).tobytes(),
-        array("d", [1.7e9 + s * 1e-3 for s in steps]).tobytes(),
-    )
-    return Batch(BatchId(run, rank, inc, seq), [chunk] if steps else [], **events)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "data")
-    yield s
-    s.close()
 
 
 def test_duplicates_are_skipped_by_batch_id(store: Store) -> None:
