@@ -52,3 +52,15 @@ def test_nan_as_last_value_is_stored_and_returned_as_nan(store: Store, tmp_path:
     shown = CliRunner().invoke(cli, ["show", "r1", "--json", "--data-dir", str(tmp_path / "data")])
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.stdout)["metrics"]["loss"]["last"] == "NaN"
+
+
+def test_a_late_batch_at_the_top_step_loses_to_the_later_seq(store: Store) -> None:
+    store.ingest([make_batch(1, [3, 4, 5], [0.0, 7.0, 2.5])])
+    store.ingest([make_batch(0, [5], [1.0])])  # logged before seq 1, arrived after it
+    assert summary(store) == (4, 2.5, 5, 0.0, 3, 7.0, 4)
+
+
+def test_relogging_the_step_that_held_the_minimum_with_a_higher_value(store: Store) -> None:
+    store.ingest([make_batch(0, [0, 1], [2.5, 0.0])])
+    store.ingest([make_batch(1, [1], [7.0])])
+    assert summary(store) == (3, 7.0, 1, 2.5, 0, 7.0, 1)
