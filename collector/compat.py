@@ -66,12 +66,17 @@ class ExperimentManager:
         self.base_dir = Path(base_dir)
         self.store = Store(self.base_dir)
 
+    def _ingest_spool(self) -> None:
+        """Offline runs appear once their spool files are ingested (a read-only store reads what it holds)."""
+        if not self.store.read_only:
+            self.store.ingest_spool(include_live=True)
+
     def create_experiment(self, experiment_name: str | None = None, **init_options: Any) -> ExperimentTracker:
         return ExperimentTracker(experiment_name, base_dir=self.base_dir, **init_options)
 
     def get_experiment(self, experiment_id: str) -> StoredExperiment | None:
         """The experiment with this id, or None (as in the seed)."""
-        self.store.ingest_spool(include_live=True)
+        self._ingest_spool()
         try:
             return StoredExperiment(self.store, self.store.get_run(experiment_id))
         except RunNotFoundError:
@@ -79,7 +84,7 @@ class ExperimentManager:
 
     def list_experiments(self) -> list[dict[str, Any]]:
         """Newest first, with the seed's keys."""
-        self.store.ingest_spool(include_live=True)
+        self._ingest_spool()
         experiments = []
         for run in self.store.list_runs():
             experiments.append(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -90,7 +91,7 @@ class Store:
             "compact", lambda conn: _compact.series_needing_compaction(conn, minimum), transaction=False
         )
         for series_id in candidates:
-            removed += self._write("compact", lambda conn, sid=series_id: _compact.compact_series(conn, sid))
+            removed += self._write("compact", partial(_compact.compact_series, series_id=series_id))
         return removed
 
     def ingest_spool(

@@ -23,22 +23,14 @@ from aquarium.agent.wire import Batch
 
 
 def digest(batch: Batch) -> bytes:
-    """A 16-byte blake2b of everything the batch carries (the same bytes decode to the same digest)."""
-    h = hashlib.blake2b(digest_size=16)
-    header = [
-        [batch.id.run, batch.id.rank, batch.id.incarnation, batch.id.seq],
-        [[c.key, len(c.steps), len(c.values), len(c.times)] for c in batch.metrics],
-        batch.params,
-        batch.tags,
-        [list(s) for s in batch.status],
-        batch.meta,
-    ]
-    h.update(msgpack.packb(header, use_bin_type=True, default=str))
-    for chunk in batch.metrics:
-        h.update(chunk.steps)
-        h.update(chunk.values)
-        h.update(chunk.times)
-    return h.digest()
+    """A 16-byte blake2b of everything the batch carries (the same bytes decode to the same digest).
+
+    Hashed through one msgpack encoding, whose framing keeps field boundaries unambiguous."""
+    i = batch.id
+    body = [i.run, i.rank, i.incarnation, i.seq, batch.params, batch.tags, batch.status, batch.meta]
+    for c in batch.metrics:
+        body += (c.key, c.steps, c.values, c.times)
+    return hashlib.blake2b(msgpack.packb(body, use_bin_type=True, default=str), digest_size=16).digest()
 
 
 def conflict_reason(batch: Batch) -> str:

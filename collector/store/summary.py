@@ -81,8 +81,10 @@ def fold(
     s.count += len(steps)
     if had_points and (first < s.tail or int(steps.min()) < s.last_step):  # type: ignore[operator]
         return False
-    ordered = bool(s.ordered) and _rising(steps)
-    steps, values, times = last_value_per_step(steps, values, times)
+    rising = _rising(steps)
+    ordered = bool(s.ordered) and rising
+    if not rising:
+        steps, values, times = last_value_per_step(steps, values, times)
     if had_points and int(steps[0]) == s.last_step:
         # the chunk re-logs the last step: exact only if the value it replaces held no extreme
         old, new = s.last_value, float(values[0])

@@ -101,3 +101,11 @@ def test_a_live_store_is_read_through_a_read_only_mount(mounted: tuple[Path, Pat
             log_offline(source, "second")
             writer.ingest_spool()
             assert sorted(r["id"] for r in reader.list_runs()) == ["first", "second"]
+
+
+def test_the_seed_experiment_manager_reads_a_read_only_data_dir(readonly_data_dir: Path) -> None:
+    from aquarium.collector import ExperimentManager
+
+    with ExperimentManager(readonly_data_dir) as manager:
+        assert [e["experiment_id"] for e in manager.list_experiments()] == ["stored"]
+        assert manager.get_experiment("stored").hyperparameters == {}
