@@ -67,7 +67,11 @@ class Store:
         if self.read_only:
             if not self.path.exists():
                 raise ReadOnlyStoreError(self.path, "create it (there is no store there yet)")
-            check_current(self._reader(), self.path)
+            try:
+                check_current(self._reader(), self.path)
+            except BaseException:
+                self.close()  # a reader left open would keep the data dir busy
+                raise
         else:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self._writer = Writer(self.path)

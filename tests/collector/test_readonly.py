@@ -109,3 +109,16 @@ def test_the_seed_experiment_manager_reads_a_read_only_data_dir(readonly_data_di
     with ExperimentManager(readonly_data_dir) as manager:
         assert [e["experiment_id"] for e in manager.list_experiments()] == ["stored"]
         assert manager.get_experiment("stored").hyperparameters == {}
+
+
+def test_a_read_only_store_of_an_older_schema_says_it_must_be_migrated(mounted: tuple[Path, Path]) -> None:
+    import sqlite_utils
+
+    from aquarium.collector.store.schema import DB_NAME, connect, migrations
+
+    source, view = mounted
+    conn = connect(source / DB_NAME, writer=True)
+    migrations.apply(sqlite_utils.Database(conn), stop_before="m002_digests_seen_order_exact_summaries")
+    conn.close()
+    with pytest.raises(ReadOnlyStoreError, match="cannot migrate it to this version's schema"):
+        Store(view)
