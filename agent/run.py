@@ -24,7 +24,17 @@ from .gitinfo import git_info
 from .identity import Identity, resolve
 from .settings import AgentSettings
 from .shipper import FinishReport, Shipper, ShipperStats
-from .values import coerce_metrics, coerce_step, flatten_params, validate_name
+from .values import (
+    MAX_STEP,
+    MIN_STEP,
+    coerce_metrics,
+    coerce_step,
+    coerce_tags,
+    encodable_text,
+    flatten_params,
+    validate_key_set,
+    validate_name,
+)
 
 logger = logging.getLogger("aquarium.agent.run")
 
@@ -68,7 +78,7 @@ class Run:
             "world_size": identity.world_size,
             "started_at": _now(),
             "python": platform.python_version(),
-            "argv": [str(a)[:500] for a in sys.argv[:50]],
+            "argv": [encodable_text(str(a), 500) for a in sys.argv[:50]],
             "git": git_info(),
         }
         self._shipper = Shipper(identity, settings, meta)
@@ -111,8 +121,8 @@ class Run:
             raise RunFinishedError(self.id)
         if step is None:
             step = self._next_step
-        elif type(step) is not int:
-            step = coerce_step(step)
+        if type(step) is not int or not MIN_STEP <= step <= MAX_STEP:
+            step = coerce_step(step)  # raises for anything that is not an int64
         if type(metrics) is not dict:
             metrics = coerce_metrics(metrics)
         for value in metrics.values():
@@ -121,7 +131,8 @@ class Run:
                 break
         key_set = self._key_sets.get(tuple(metrics))
         if key_set is None:
-            key_set = self._learn_keys(tuple(metrics))
+            key_set = self._shipper.points.register(validate_key_set(tuple(metrics)))
+        # Everything is valid from here on: nothing above has appended anything.
         self._next_step = step + 1
         if len(self._queued) >= self._queue_limit:
             self._overflow(len(metrics))
@@ -151,11 +162,6 @@ class Run:
             )
         stats.dropped_points += points
 
-    def _learn_keys(self, keys: tuple[str, ...]) -> int:
-        for key in keys:
-            validate_name(key, "metric name")
-        return self._shipper.points.register(keys)
-
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Record hyperparameters; nested dicts become dotted names. Later values win."""
         self._check_open()
@@ -166,13 +172,7 @@ class Run:
     def set_tags(self, tags: Mapping[str, Any] | Iterable[str]) -> None:
         """Attach tags: a mapping of name -> value, or names alone."""
         self._check_open()
-        if isinstance(tags, Mapping):
-            items = {validate_name(str(k), "tag name"): str(v) for k, v in tags.items()}
-        elif isinstance(tags, str):
-            items = {validate_name(tags, "tag name"): ""}
-        else:
-            items = {validate_name(str(t), "tag name"): "" for t in tags}
-        self._event(("tags", items))
+        self._event(("tags", coerce_tags(tags)))
 
     def set_status(self, status: str) -> None:
         """Set the run's status (running, completed, failed, ... or your own word)."""
