@@ -6,13 +6,11 @@ atexit, excepthook) until the first ``init()``.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import platform
 import sys
 import threading
 import time
-import weakref
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from types import TracebackType
@@ -24,6 +22,8 @@ from .gitinfo import git_info
 from .identity import Identity, resolve
 from .settings import AgentSettings
 from .shipper import FinishReport, Shipper, ShipperStats
+from .shutdown import process_end
+from .statuses import COMPLETED, FAILED, INTERRUPTED, RUNNING, TERMINAL_STATUSES
 from .values import (
     MAX_STEP,
     MIN_STEP,
@@ -39,14 +39,8 @@ from .values import (
 logger = logging.getLogger("aquarium.agent.run")
 
 _current: ContextVar["Run | None"] = ContextVar("aquarium_current_run", default=None)
-_live_runs: "weakref.WeakSet[Run]" = weakref.WeakSet()
-_hooks_installed = False
-_hooks_lock = threading.Lock()
-_crashed = False
 _now = time.time
 _thread_id = threading.get_ident
-
-TERMINAL_STATUSES = frozenset({"completed", "failed", "crashed", "killed", "interrupted"})
 
 
 class Run:
@@ -66,7 +60,7 @@ class Run:
         self.settings = settings
         self.name = validate_name(name, "run name")
         self.experiment = validate_name(experiment, "experiment name")
-        self.status = "running"
+        self.status = RUNNING
         self._next_step = 0
         self._finished = False
         self._report: FinishReport | None = None
@@ -110,6 +104,11 @@ class Run:
     @property
     def stats(self) -> ShipperStats:
         return self._shipper.stats
+
+    @property
+    def finished(self) -> bool:
+        """True from the moment ``finish()`` starts: nothing more can be logged."""
+        return self._finished
 
     # -- logging -------------------------------------------------------------------------------
     def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
@@ -195,19 +194,18 @@ class Run:
         Points the collector has not committed when this returns are kept in a spool file that
         `aquarium up`, the store or `aquarium sync` picks up.
         """
+        timeout = self.settings.finish_timeout if timeout is None else timeout
         if self._finished:
-            assert self._report is not None
-            return self._report
+            # Finished, or finishing in a frame a signal interrupted (or in another thread):
+            # wait, within this call's timeout, for that close.
+            return self._report or self._shipper.close(timeout, self.settings.commit_wait)
         if status is not None:
             self.set_status(status)
         elif self.status not in TERMINAL_STATUSES:
-            self.set_status("completed")
+            self.set_status(COMPLETED)
         self._finished = True
-        report = self._shipper.close(
-            self.settings.finish_timeout if timeout is None else timeout, self.settings.commit_wait
-        )
-        self._report = report
-        _live_runs.discard(self)
+        report = self._report = self._shipper.close(timeout, self.settings.commit_wait)
+        process_end.untrack(self)
         if _current.get() is self:
             _current.set(None)
         if report.spooled_files:
@@ -230,9 +228,9 @@ class Run:
         if exc_type is None:
             self.finish()
         elif issubclass(exc_type, KeyboardInterrupt):
-            self.finish("interrupted")
+            self.finish(INTERRUPTED)
         else:
-            self.finish("failed")
+            self.finish(FAILED)
 
     def __repr__(self) -> str:
         return f"<Run {self.id} rank={self.rank} name={self.name!r} status={self.status}>"
@@ -264,8 +262,7 @@ def init(
         config=config,
         tags=tags,
     )
-    _install_hooks()
-    _live_runs.add(run)
+    process_end.track(run)
     _current.set(run)
     return run
 
@@ -295,29 +292,3 @@ def set_tags(tags: Mapping[str, Any] | Iterable[str]) -> None:
 
 def finish(status: str | None = None) -> FinishReport:
     return current_run().finish(status)
-
-
-def _install_hooks() -> None:
-    """At the first init: finish open runs at exit, as failed if an exception ended the program."""
-    global _hooks_installed
-    with _hooks_lock:
-        if _hooks_installed:
-            return
-        _hooks_installed = True
-        previous = sys.excepthook
-
-        def excepthook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
-            global _crashed
-            _crashed = True
-            previous(kind, value, tb)
-
-        sys.excepthook = excepthook
-        atexit.register(_finish_all_at_exit)
-
-
-def _finish_all_at_exit() -> None:
-    for run in list(_live_runs):
-        try:
-            run.finish("failed" if _crashed else None)
-        except Exception:  # never turn exit into a traceback
-            logger.exception("run %s: finishing at exit failed", run.id)
