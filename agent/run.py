@@ -70,6 +70,7 @@ class Run:
             "host": identity.host,
             "pid": identity.pid,
             "world_size": identity.world_size,
+            "local_rank": identity.local_rank,
             "started_at": _now(),
             "python": platform.python_version(),
             "argv": [encodable_text(str(a), 500) for a in sys.argv[:50]],
