@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from . import env
-from .errors import NoActiveRunError, RunFinishedError
+from .errors import InvalidValueError, NoActiveRunError, RunFinishedError
 from .gitinfo import git_info
 from .identity import Identity, resolve
 from .settings import AgentSettings
@@ -115,13 +115,17 @@ class Run:
     def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Record numeric metrics at ``step`` (default: previous step + 1). Never blocks.
 
-        Raises InvalidValueError / InvalidNameError for bad input, naming the key.
+        Steps are int64; at most MAX_KEYS_PER_CALL (10,000) names of up to 250 characters.
+        Raises InvalidValueError / InvalidNameError for bad input, naming the key, before
+        anything is recorded.
         """
         if self._finished:
             raise RunFinishedError(self.id)
         if step is None:
             step = self._next_step
-        if type(step) is not int or not MIN_STEP <= step <= MAX_STEP:
+            if step > MAX_STEP:
+                raise InvalidValueError("step", step, "the default step (last + 1) must fit in a signed 64-bit integer")
+        elif type(step) is not int or not MIN_STEP <= step <= MAX_STEP:
             step = coerce_step(step)  # raises for anything that is not an int64
         if type(metrics) is not dict:
             metrics = coerce_metrics(metrics)
@@ -163,14 +167,22 @@ class Run:
         stats.dropped_points += points
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        """Record hyperparameters; nested dicts become dotted names. Later values win."""
+        """Record hyperparameters; nested dicts become dotted names. Later values win.
+
+        Values nest at most MAX_PARAM_DEPTH (16) levels; a str value, or the text of a list, is
+        at most MAX_TEXT_CHARS (65,536) characters; at most 10,000 names a call.
+        """
         self._check_open()
         self._event(("params", flatten_params(params)))
 
     log_hyperparameters = log_params
 
     def set_tags(self, tags: Mapping[str, Any] | Iterable[str]) -> None:
-        """Attach tags: a mapping of name -> value, or names alone."""
+        """Attach tags: a mapping of name -> value, or names alone.
+
+        Values are stored as text of at most MAX_TEXT_CHARS (65,536) characters; at most 10,000
+        tags a call.
+        """
         self._check_open()
         self._event(("tags", coerce_tags(tags)))
 
