@@ -2,8 +2,9 @@
 
 The run id comes from the argument, else AQUARIUM_RUN_ID, else the launcher (torchrun's
 TORCHELASTIC_RUN_ID, SLURM's SLURM_JOB_ID), else a fresh random id; rank and world size likewise
-(every variable is declared in env.py, and a bad value raises instead of falling back). The incarnation is new in
-every process, sorts by start time, and tells restarts of the same rank apart.
+(every variable is declared in env.py; a bad value raises instead of falling back). The
+incarnation is new in every process, sorts by start time, and tells restarts of the same rank
+apart.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def _launcher_run_id() -> str | None:
     return None
 
 
-def _explicit(name: str, value: object, minimum: int) -> tuple[str, int]:
+def _from_argument(name: str, value: object, minimum: int) -> tuple[str, int]:
     if type(value) is not int or value < minimum:
         kind = "non-negative" if minimum == 0 else "positive"
         raise ConfigError(name, value, f"must be a {kind} integer")
@@ -70,10 +71,12 @@ def resolve(run_id: str | None = None, rank: int | None = None, world_size: int 
     """Who this process is; raises ConfigError for an unusable argument or variable, naming it."""
     rid = run_id or env.RUN_ID.get() or _launcher_run_id() or new_run_id()
     rank_from = (
-        _explicit("rank", rank, 0) if rank is not None else env.first_set(env.RANK, env.LAUNCHER_RANK, env.SLURM_PROCID)
+        _from_argument("rank", rank, 0)
+        if rank is not None
+        else env.first_set(env.RANK, env.LAUNCHER_RANK, env.SLURM_PROCID)
     )
     size_from = (
-        _explicit("world_size", world_size, 1)
+        _from_argument("world_size", world_size, 1)
         if world_size is not None
         else env.first_set(env.WORLD_SIZE, env.LAUNCHER_WORLD_SIZE, env.SLURM_NTASKS)
     )

@@ -141,3 +141,31 @@ def test_the_terminal_statuses_are_one_constant_the_cli_colours() -> None:
     assert TERMINAL_STATUSES == ENDED_WELL | ENDED_BADLY | STOPPED
     assert {"terminated", "interrupted", "completed", "failed"} <= TERMINAL_STATUSES
     assert set(STATUS_STYLES) == TERMINAL_STATUSES | {"running"}
+
+
+def test_finish_called_while_a_finish_is_in_progress_waits_for_it(data_dir: Path) -> None:
+    """What a SIGTERM handler does when the signal interrupts finish() (or another thread finishes)."""
+    import threading
+
+    import aquarium.agent as aq
+
+    run = aq.init(experiment="signals", mode="offline")
+    run.log({"x": 1.0})
+    real_close = run._shipper.close
+    inner: list[object] = []
+    calls: list[float] = []
+
+    def close_interrupted(timeout: float, commit_wait: float) -> object:
+        calls.append(timeout)
+        if len(calls) == 1:  # the first finish is inside close: a second one comes in now
+            other = threading.Thread(target=lambda: inner.append(run.finish("terminated")))
+            other.start()
+            other.join()
+        return real_close(timeout, commit_wait)
+
+    run._shipper.close = close_interrupted  # type: ignore[method-assign]
+    report = run.finish()
+    assert len(calls) == 2 and len(inner) == 1
+    assert getattr(inner[0], "points", None) == 1 and report.points == 1
+    with Store(data_dir) as store:
+        assert store.get_run(run.id)["status"] == "completed"  # the first finish said so
