@@ -25,6 +25,7 @@ class EnvVar(Generic[T]):
     parse: Callable[[str], T]
     default: T
     doc: str
+    hint: str = ""  # how to get past a bad value someone else set (a launcher's variables)
 
     def get(self, explicit: T | None = None) -> T:
         """The explicit value if given, else the parsed variable, else the default."""
@@ -36,7 +37,8 @@ class EnvVar(Generic[T]):
         try:
             return self.parse(raw)
         except (TypeError, ValueError) as e:
-            raise ConfigError(self.name, raw, str(e) or f"expected {self.parse.__name__}") from e
+            reason = str(e) or f"expected {self.parse.__name__}"
+            raise ConfigError(self.name, raw, f"{reason}; {self.hint}" if self.hint else reason) from e
 
 
 def first_set(*variables: EnvVar[T | None]) -> tuple[str, T] | None:
@@ -166,18 +168,26 @@ ALL = [
 ]
 
 # Set by launchers, read only when the argument and the AQUARIUM_* variable are not given.
-LAUNCHER_RANK = EnvVar[int | None]("RANK", _non_negative_int, None, "Global rank (torchrun, torch.distributed).")
-LAUNCHER_WORLD_SIZE = EnvVar[int | None]("WORLD_SIZE", _positive_int, None, "Ranks in the job (torchrun).")
+_RANK_HINT = "set AQUARIUM_RANK or pass rank= to init() to override it"
+_SIZE_HINT = "set AQUARIUM_WORLD_SIZE or pass world_size= to init() to override it"
+_RUN_ID_HINT = "set AQUARIUM_RUN_ID or pass run_id= to init() to override it"
+LAUNCHER_RANK = EnvVar[int | None](
+    "RANK", _non_negative_int, None, "Global rank (torchrun, torch.distributed).", _RANK_HINT
+)
+LAUNCHER_WORLD_SIZE = EnvVar[int | None]("WORLD_SIZE", _positive_int, None, "Ranks in the job (torchrun).", _SIZE_HINT)
 LAUNCHER_LOCAL_RANK = EnvVar[int | None]("LOCAL_RANK", _non_negative_int, None, "Rank on this node (torchrun).")
-SLURM_PROCID = EnvVar[int | None]("SLURM_PROCID", _non_negative_int, None, "Global rank (SLURM srun).")
-SLURM_NTASKS = EnvVar[int | None]("SLURM_NTASKS", _positive_int, None, "Ranks in the job (SLURM).")
+SLURM_PROCID = EnvVar[int | None]("SLURM_PROCID", _non_negative_int, None, "Global rank (SLURM srun).", _RANK_HINT)
+SLURM_NTASKS = EnvVar[int | None]("SLURM_NTASKS", _positive_int, None, "Ranks in the job (SLURM).", _SIZE_HINT)
 SLURM_LOCALID = EnvVar[int | None]("SLURM_LOCALID", _non_negative_int, None, "Rank on this node (SLURM).")
-SLURM_JOB_ID = EnvVar[str | None]("SLURM_JOB_ID", _slurm_job_id, None, "Run id slurm-<id> for every rank of the job.")
+SLURM_JOB_ID = EnvVar[str | None](
+    "SLURM_JOB_ID", _slurm_job_id, None, "Run id slurm-<id> for every rank of the job.", _RUN_ID_HINT
+)
 TORCHELASTIC_RUN_ID = EnvVar[str | None](
     "TORCHELASTIC_RUN_ID",
     _rendezvous_id,
     None,
     "Run id torchrun-<id> for every rank ('none' is unset; characters other than A-Z a-z 0-9 . _ - become -).",
+    _RUN_ID_HINT,
 )
 
 LAUNCHER = [

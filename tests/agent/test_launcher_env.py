@@ -53,6 +53,24 @@ def test_a_bad_launcher_value_raises_naming_the_variable_and_the_value(
     assert f"{name}={value!r}" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "name, value, override",
+    [
+        ("RANK", "abc", "AQUARIUM_RANK"),
+        ("SLURM_NTASKS", "x", "AQUARIUM_WORLD_SIZE"),
+        ("SLURM_JOB_ID", "x", "AQUARIUM_RUN_ID"),
+    ],
+)
+def test_a_launchers_bad_value_says_how_to_override_it(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, override: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=f"set {override}"):
+        resolve()
+    monkeypatch.setenv(override, "7")
+    resolve()
+
+
 def test_every_launcher_variable_is_declared_in_env() -> None:
     declared = {variable.name for variable in env.LAUNCHER}
     assert {name for name, _ in BAD_VALUES if not name.startswith("AQUARIUM_")} <= declared
