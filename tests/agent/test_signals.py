@@ -62,6 +62,21 @@ def test_sigterm_finishes_the_run_as_terminated_and_still_kills_the_process(tmp_
     assert run["metrics"]["x"]["count"] == 100
 
 
+def test_sigterm_in_the_middle_of_a_logging_loop_stores_a_clean_prefix(tmp_path: Path) -> None:
+    loop = "i = 100\nwhile True:\n    aq.log({'x': float(i), 'y': -float(i)})\n    i += 1\n    if i == 200:\n"
+    process, run_id = start(tmp_path, after=loop + "        print('looping', flush=True)")
+    assert process.stdout is not None and process.stdout.readline().strip() == "looping"
+    process.send_signal(signal.SIGTERM)
+    returncode, _, err = ended(process)
+    assert returncode == -signal.SIGTERM, err
+    assert stored(tmp_path, run_id)["status"] == "terminated"
+    with Store(tmp_path) as store:
+        x, y = store.read_series(run_id, "x"), store.read_series(run_id, "y")
+    n = len(x.steps)  # the calls that returned before the signal: each one whole, none twice
+    assert x.steps.tolist() == list(range(n)) and x.values.tolist() == [float(i) for i in range(n)]
+    assert y.steps.tolist() == list(range(100, n)) and y.values.tolist() == [-float(i) for i in range(100, n)]
+
+
 def test_a_handler_installed_before_init_is_chained_and_decides_how_the_process_ends(tmp_path: Path) -> None:
     theirs = "signal.signal(signal.SIGTERM, lambda signum, frame: (print('theirs', signum, flush=True), sys.exit(3)))"
     process, run_id = start(tmp_path, before=theirs)
