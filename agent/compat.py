@@ -18,9 +18,8 @@ from typing import Any
 from . import env
 from .batcher import PointQueue
 from .run import Run, init
+from .statuses import COMPLETED, TERMINAL_STATUSES
 from .values import coerce_metrics, coerce_step
-
-TERMINAL = ("completed", "failed")
 
 
 class MetricHistoryReads:
@@ -119,7 +118,7 @@ class ExperimentTracker(MetricHistoryReads):
     def set_status(self, status: str) -> None:
         self.run.set_status(status)
         self.metadata["status"] = status
-        if status in TERMINAL:
+        if status in TERMINAL_STATUSES:
             self.metadata["end_time"] = datetime.now().isoformat()
 
     def save_experiment_summary(self) -> str:
@@ -145,8 +144,8 @@ class ExperimentTracker(MetricHistoryReads):
 
     def finish(self) -> None:
         """The seed's finish: status completed, summary written, then the run is finished."""
-        if self.metadata["status"] not in TERMINAL:
-            self.set_status("completed")
+        if self.metadata["status"] not in TERMINAL_STATUSES:
+            self.set_status(COMPLETED)
         self.save_experiment_summary()
         self.run.finish()
 

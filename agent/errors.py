@@ -6,7 +6,20 @@ catch the same errors without server dependencies.
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
+
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 80
+_short.maxlevel = 3
+
+
+def shown(value: Any) -> str:
+    """A short repr for messages: bounded in length and depth (a 300-level structure is fine)."""
+    try:
+        return _short.repr(value)
+    except Exception:  # a huge int (over 4300 digits), a __repr__ that raises
+        return f"<{type(value).__name__}>"
 
 
 class AquariumError(Exception):
@@ -18,10 +31,7 @@ class InvalidValueError(AquariumError, ValueError):
 
     def __init__(self, key: str, value: Any, reason: str) -> None:
         self.key, self.value, self.reason = key, value, reason
-        shown = repr(value)
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
-        super().__init__(f"{key!r}: cannot log {shown} ({type(value).__name__}): {reason}")
+        super().__init__(f"{shown(key)}: cannot log {shown(value)} ({type(value).__name__}): {reason}")
 
 
 class InvalidNameError(AquariumError, ValueError):
@@ -29,10 +39,7 @@ class InvalidNameError(AquariumError, ValueError):
 
     def __init__(self, what: str, name: Any, reason: str) -> None:
         self.what, self.name, self.reason = what, name, reason
-        shown = repr(name)
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
-        super().__init__(f"invalid {what} {shown}: {reason}")
+        super().__init__(f"invalid {what} {shown(name)}: {reason}")
 
 
 class RunFinishedError(AquariumError, RuntimeError):
@@ -71,7 +78,7 @@ class ConfigError(AquariumError, ValueError):
 
     def __init__(self, name: str, value: Any, reason: str) -> None:
         self.name, self.value, self.reason = name, value, reason
-        super().__init__(f"{name}={value!r}: {reason}")
+        super().__init__(f"{name}={shown(value)}: {reason}")
 
 
 class RunNotFoundError(AquariumError, KeyError):

@@ -6,37 +6,41 @@ atexit, excepthook) until the first ``init()``.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import platform
 import sys
 import threading
 import time
-import weakref
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
 
 from . import env
-from .errors import NoActiveRunError, RunFinishedError
+from .errors import InvalidValueError, NoActiveRunError, RunFinishedError
 from .gitinfo import git_info
 from .identity import Identity, resolve
 from .settings import AgentSettings
 from .shipper import FinishReport, Shipper, ShipperStats
-from .values import coerce_metrics, coerce_step, flatten_params, validate_name
+from .shutdown import process_end
+from .statuses import COMPLETED, FAILED, INTERRUPTED, RUNNING, TERMINAL_STATUSES
+from .values import (
+    MAX_STEP,
+    MIN_STEP,
+    coerce_metrics,
+    coerce_step,
+    coerce_tags,
+    encodable_text,
+    flatten_params,
+    validate_key_set,
+    validate_name,
+)
 
 logger = logging.getLogger("aquarium.agent.run")
 
 _current: ContextVar["Run | None"] = ContextVar("aquarium_current_run", default=None)
-_live_runs: "weakref.WeakSet[Run]" = weakref.WeakSet()
-_hooks_installed = False
-_hooks_lock = threading.Lock()
-_crashed = False
 _now = time.time
 _thread_id = threading.get_ident
-
-TERMINAL_STATUSES = frozenset({"completed", "failed", "crashed", "killed", "interrupted"})
 
 
 class Run:
@@ -56,7 +60,7 @@ class Run:
         self.settings = settings
         self.name = validate_name(name, "run name")
         self.experiment = validate_name(experiment, "experiment name")
-        self.status = "running"
+        self.status = RUNNING
         self._next_step = 0
         self._finished = False
         self._report: FinishReport | None = None
@@ -66,9 +70,10 @@ class Run:
             "host": identity.host,
             "pid": identity.pid,
             "world_size": identity.world_size,
+            "local_rank": identity.local_rank,
             "started_at": _now(),
             "python": platform.python_version(),
-            "argv": [str(a)[:500] for a in sys.argv[:50]],
+            "argv": [encodable_text(str(a), 500) for a in sys.argv[:50]],
             "git": git_info(),
         }
         self._shipper = Shipper(identity, settings, meta)
@@ -101,18 +106,27 @@ class Run:
     def stats(self) -> ShipperStats:
         return self._shipper.stats
 
+    @property
+    def finished(self) -> bool:
+        """True from the moment ``finish()`` starts: nothing more can be logged."""
+        return self._finished
+
     # -- logging -------------------------------------------------------------------------------
     def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Record numeric metrics at ``step`` (default: previous step + 1). Never blocks.
 
-        Raises InvalidValueError / InvalidNameError for bad input, naming the key.
+        Steps are int64; at most MAX_KEYS_PER_CALL (10,000) names of up to 250 characters.
+        Raises InvalidValueError / InvalidNameError for bad input, naming the key, before
+        anything is recorded.
         """
         if self._finished:
             raise RunFinishedError(self.id)
         if step is None:
             step = self._next_step
-        elif type(step) is not int:
-            step = coerce_step(step)
+            if step > MAX_STEP:
+                raise InvalidValueError("step", step, "the default step (last + 1) must fit in a signed 64-bit integer")
+        elif type(step) is not int or not MIN_STEP <= step <= MAX_STEP:
+            step = coerce_step(step)  # raises for anything that is not an int64
         if type(metrics) is not dict:
             metrics = coerce_metrics(metrics)
         for value in metrics.values():
@@ -121,7 +135,8 @@ class Run:
                 break
         key_set = self._key_sets.get(tuple(metrics))
         if key_set is None:
-            key_set = self._learn_keys(tuple(metrics))
+            key_set = self._shipper.points.register(validate_key_set(tuple(metrics)))
+        # Everything is valid from here on: nothing above has appended anything.
         self._next_step = step + 1
         if len(self._queued) >= self._queue_limit:
             self._overflow(len(metrics))
@@ -151,28 +166,25 @@ class Run:
             )
         stats.dropped_points += points
 
-    def _learn_keys(self, keys: tuple[str, ...]) -> int:
-        for key in keys:
-            validate_name(key, "metric name")
-        return self._shipper.points.register(keys)
-
     def log_params(self, params: Mapping[str, Any]) -> None:
-        """Record hyperparameters; nested dicts become dotted names. Later values win."""
+        """Record hyperparameters; nested dicts become dotted names. Later values win.
+
+        Values nest at most MAX_PARAM_DEPTH (16) levels; a str value, or the text of a list, is
+        at most MAX_TEXT_CHARS (65,536) characters; at most 10,000 names a call.
+        """
         self._check_open()
         self._event(("params", flatten_params(params)))
 
     log_hyperparameters = log_params
 
     def set_tags(self, tags: Mapping[str, Any] | Iterable[str]) -> None:
-        """Attach tags: a mapping of name -> value, or names alone."""
+        """Attach tags: a mapping of name -> value, or names alone.
+
+        Values are stored as text of at most MAX_TEXT_CHARS (65,536) characters; at most 10,000
+        tags a call.
+        """
         self._check_open()
-        if isinstance(tags, Mapping):
-            items = {validate_name(str(k), "tag name"): str(v) for k, v in tags.items()}
-        elif isinstance(tags, str):
-            items = {validate_name(tags, "tag name"): ""}
-        else:
-            items = {validate_name(str(t), "tag name"): "" for t in tags}
-        self._event(("tags", items))
+        self._event(("tags", coerce_tags(tags)))
 
     def set_status(self, status: str) -> None:
         """Set the run's status (running, completed, failed, ... or your own word)."""
@@ -195,19 +207,18 @@ class Run:
         Points the collector has not committed when this returns are kept in a spool file that
         `aquarium up`, the store or `aquarium sync` picks up.
         """
+        timeout = self.settings.finish_timeout if timeout is None else timeout
         if self._finished:
-            assert self._report is not None
-            return self._report
+            # Finished, or finishing in a frame a signal interrupted (or in another thread):
+            # wait, within this call's timeout, for that close.
+            return self._report or self._shipper.close(timeout, self.settings.commit_wait)
         if status is not None:
             self.set_status(status)
         elif self.status not in TERMINAL_STATUSES:
-            self.set_status("completed")
+            self.set_status(COMPLETED)
         self._finished = True
-        report = self._shipper.close(
-            self.settings.finish_timeout if timeout is None else timeout, self.settings.commit_wait
-        )
-        self._report = report
-        _live_runs.discard(self)
+        report = self._report = self._shipper.close(timeout, self.settings.commit_wait)
+        process_end.untrack(self)
         if _current.get() is self:
             _current.set(None)
         if report.spooled_files:
@@ -230,9 +241,9 @@ class Run:
         if exc_type is None:
             self.finish()
         elif issubclass(exc_type, KeyboardInterrupt):
-            self.finish("interrupted")
+            self.finish(INTERRUPTED)
         else:
-            self.finish("failed")
+            self.finish(FAILED)
 
     def __repr__(self) -> str:
         return f"<Run {self.id} rank={self.rank} name={self.name!r} status={self.status}>"
@@ -264,8 +275,7 @@ def init(
         config=config,
         tags=tags,
     )
-    _install_hooks()
-    _live_runs.add(run)
+    process_end.track(run)
     _current.set(run)
     return run
 
@@ -295,29 +305,3 @@ def set_tags(tags: Mapping[str, Any] | Iterable[str]) -> None:
 
 def finish(status: str | None = None) -> FinishReport:
     return current_run().finish(status)
-
-
-def _install_hooks() -> None:
-    """At the first init: finish open runs at exit, as failed if an exception ended the program."""
-    global _hooks_installed
-    with _hooks_lock:
-        if _hooks_installed:
-            return
-        _hooks_installed = True
-        previous = sys.excepthook
-
-        def excepthook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
-            global _crashed
-            _crashed = True
-            previous(kind, value, tb)
-
-        sys.excepthook = excepthook
-        atexit.register(_finish_all_at_exit)
-
-
-def _finish_all_at_exit() -> None:
-    for run in list(_live_runs):
-        try:
-            run.finish("failed" if _crashed else None)
-        except Exception:  # never turn exit into a traceback
-            logger.exception("run %s: finishing at exit failed", run.id)

@@ -14,16 +14,12 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
+from aquarium.agent.statuses import ENDED_BADLY, ENDED_WELL, STOPPED
+
 from .options import console, data_dir_option
 
-STATUS_STYLES = {
-    "completed": "green",
-    "running": "yellow",
-    "failed": "red",
-    "crashed": "red",
-    "killed": "red",
-    "interrupted": "magenta",
-}
+STATUS_STYLES = {"running": "yellow"} | dict.fromkeys(ENDED_WELL, "green") | dict.fromkeys(ENDED_BADLY, "red")
+STATUS_STYLES |= dict.fromkeys(STOPPED, "magenta")
 
 
 @click.command("ls")

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from aquarium.agent.statuses import TERMINAL_STATUSES
 from aquarium.agent.wire import Batch, MetricChunk
 
 from . import ledger, summary
@@ -143,11 +144,9 @@ def _apply_events(conn: sqlite3.Connection, batch: Batch, now: float) -> None:
         )
         # rank 0 speaks for the run; other ranks only fill in when rank 0 said nothing yet
         conn.execute(
-            """UPDATE runs SET status = ?, status_at = ?,
-                        ended_at = CASE WHEN ? IN ('completed', 'failed', 'crashed', 'killed', 'interrupted')
-                                        THEN ? ELSE NULL END
+            """UPDATE runs SET status = ?, status_at = ?, ended_at = ?
                         WHERE id = ? AND (? = 0 OR status_at = 0) AND ? >= coalesce(status_at, 0)""",
-            (status, at, status, at, run_id, batch.id.rank, at),
+            (status, at, at if status in TERMINAL_STATUSES else None, run_id, batch.id.rank, at),
         )
 
 
