@@ -78,6 +78,7 @@ def test_strings_that_cannot_be_utf8_raise_naming_the_key(data_dir: Path, case: 
     report = run.finish()
     assert (report.points, report.dropped_points) == (2, 0)
     with Store(data_dir) as store:
+        store.ingest_spool()
         stored = store.get_run(run.id)
         assert stored["status"] == "completed"
         assert stored["params"] == {"lr": 0.1} and stored["tags"] == {"ok": "yes"}
@@ -102,6 +103,7 @@ def test_out_of_range_steps_raise_on_the_runs_own_thread_and_on_others(data_dir:
     report = run.finish()
     assert (report.points, report.dropped_points) == (2, 0)
     with Store(data_dir) as store:
+        store.ingest_spool()
         assert store.read_series(run.id, "y").steps.tolist() == [2**63 - 1]
         assert store.read_series(run.id, "x").steps.tolist() == [-(2**63)]
 
@@ -115,6 +117,7 @@ def test_a_failed_step_appends_nothing_and_later_points_keep_their_steps(data_di
     report = run.finish()
     assert (report.points, report.dropped_points) == (10, 0)
     with Store(data_dir) as store:
+        store.ingest_spool()
         loss, acc = store.read_series(run.id, "loss"), store.read_series(run.id, "acc")
         assert loss.steps.tolist() == [0, 1, 2, 3, 4] and loss.values.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
         assert acc.steps.tolist() == [0, 1, 2, 3, 4] and acc.values.tolist() == [0.0, 0.1, 0.2, 0.3, 0.4]
@@ -144,6 +147,7 @@ def test_deeply_nested_params_raise_with_a_clear_error(data_dir: Path, params: d
         run.log_params(params)
     run.finish()
     with Store(data_dir) as store:
+        store.ingest_spool()
         assert store.get_run(run.id)["params"] == {}
 
 
@@ -152,6 +156,7 @@ def test_params_nested_up_to_the_limit_are_stored(data_dir: Path) -> None:
     run.log_params({"grid": nested_list(MAX_PARAM_DEPTH - 1), "a": nested_dict(MAX_PARAM_DEPTH - 1)})
     run.finish()
     with Store(data_dir) as store:
+        store.ingest_spool()
         params = store.get_run(run.id)["params"]
     assert params["grid"] == nested_list(MAX_PARAM_DEPTH - 1)
     assert params["a." + "k." * (MAX_PARAM_DEPTH - 2) + "leaf"] == 1
@@ -182,6 +187,7 @@ def test_more_keys_than_the_limit_raise(data_dir: Path, case: str) -> None:
     report = run.finish()
     assert (report.points, report.dropped_points) == (0, 0)
     with Store(data_dir) as store:
+        store.ingest_spool()
         stored = store.get_run(run.id)
         assert stored["params"] == {} and stored["tags"] == {} and stored["metrics"] == {}
 
@@ -218,6 +224,7 @@ def test_the_largest_accepted_tag_and_param_values_are_stored_exactly(data_dir: 
     report = run.finish()
     assert (report.points, report.dropped_points) == (1, 0)
     with Store(data_dir) as store:
+        store.ingest_spool()
         stored = store.get_run(run.id)
     assert stored["params"]["notes"] == widest and stored["tags"]["notes"] == widest
 
@@ -232,6 +239,7 @@ def test_undecodable_bytes_in_argv_do_not_lose_the_first_batch(tmp_path: Path) -
     run_id, points = result.stdout.decode().split()
     assert points == "1"
     with Store(tmp_path) as store:
+        store.ingest_spool()
         stored = store.get_run(run_id)
     assert stored["params"] == {"lr": 0.1} and stored["metrics"]["x"]["count"] == 1
 

@@ -99,6 +99,7 @@ def test_local_rank_from_torchrun_or_slurm(monkeypatch: pytest.MonkeyPatch, data
     assert run.identity.local_rank == 1
     run.finish()
     with Store(data_dir) as store:
+        store.ingest_spool()
         assert store.get_run(run.id)["meta"]["local_rank"] == 1
 
 

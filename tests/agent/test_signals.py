@@ -49,6 +49,7 @@ def ended(process: subprocess.Popen[str]) -> tuple[int, str, str]:
 
 def stored(data_dir: Path, run_id: str) -> dict[str, Any]:
     with Store(data_dir) as store:
+        store.ingest_spool()
         return store.get_run(run_id)
 
 
@@ -71,6 +72,7 @@ def test_sigterm_in_the_middle_of_a_logging_loop_stores_a_clean_prefix(tmp_path:
     assert returncode == -signal.SIGTERM, err
     assert stored(tmp_path, run_id)["status"] == "terminated"
     with Store(tmp_path) as store:
+        store.ingest_spool()
         x, y = store.read_series(run_id, "x"), store.read_series(run_id, "y")
     n = len(x.steps)  # the calls that returned before the signal: each one whole, none twice
     assert x.steps.tolist() == list(range(n)) and x.values.tolist() == [float(i) for i in range(n)]
@@ -183,4 +185,5 @@ def test_finish_called_while_a_finish_is_in_progress_waits_for_it(data_dir: Path
     assert len(calls) == 2 and len(inner) == 1
     assert getattr(inner[0], "points", None) == 1 and report.points == 1
     with Store(data_dir) as store:
+        store.ingest_spool()
         assert store.get_run(run.id)["status"] == "completed"  # the first finish said so
