@@ -38,10 +38,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C
+from _loggers import LOGGERS
 
 SCRIPT = Path(__file__).resolve()
 KEYS = ("loss", "acc", "val_loss", "lr")
-PEERS = ("tensorboard", "wandb", "mlflow")
+PEERS = ("tensorboard", "wandb", "mlflow", "trackio")
 LABELS = {
     "null": "harness only (no-op call)",
     "aquarium": "aquarium (online, no collector)",
@@ -49,148 +50,9 @@ LABELS = {
     "tensorboard": "tensorboard summary.Writer ×4",
     "wandb": "wandb offline",
     "mlflow": "mlflow async, sqlite, buffered 1 s",
+    "trackio": "trackio local (sqlite)",
 }
 TARGETS = {"median_us": 1.5, "ratio": 200.0, "p99_us": 10.0, "max_ms": 5.0, "cpu_us": 25.0, "finish_ms": 50.0}
-
-
-# ============================================================================================
-# worker: one logger, one mode, in a fresh interpreter
-# ============================================================================================
-class NullLogger:
-    """The harness alone: what building the dict, the clock reads and the pacing cost."""
-
-    def __init__(self, spec: dict[str, Any]) -> None:
-        self.spec = spec
-
-    def setup(self) -> Callable[[dict[str, float], int], None]:
-        return lambda d, step: None
-
-    def settle(self) -> None:
-        time.sleep(0.2)
-
-    def finish(self) -> None:
-        pass
-
-    def extra(self) -> dict[str, Any]:
-        return {}
-
-
-class AquariumLogger(NullLogger):
-    def __init__(self, spec: dict[str, Any]) -> None:
-        super().__init__(spec)
-        import aquarium.agent as agent
-
-        self.agent = agent
-
-    def setup(self) -> Callable[[dict[str, float], int], None]:
-        spec = self.spec
-        self.run = self.agent.init(
-            "bench",
-            name=spec["run_id"],
-            run_id=spec["run_id"],
-            redis_url=spec["redis_url"],
-            data_dir=str(Path(spec["tmp"]) / "agent"),
-        )
-        return self.run.log  # the bound method, exactly what a user calls
-
-    def settle(self) -> None:
-        """Like a job that has been running a while: connected, and (with a collector) having
-        seen its commit watermark, so finish() knows to wait for it."""
-        started = time.monotonic()
-        stats = self.run.stats
-        while time.monotonic() - started < 5.0:
-            if (
-                stats.batches_sent >= 1
-                and (not self.spec.get("collector") or stats.committed_seq >= 0)
-                and time.monotonic() - started >= 0.2
-            ):
-                return
-            time.sleep(0.01)
-
-    def finish(self) -> None:
-        self.report = self.run.finish()
-
-    def extra(self) -> dict[str, Any]:
-        r = self.report
-        return {
-            "report": {
-                "points": r.points,
-                "batches": r.batches,
-                "committed_seq": r.committed_seq,
-                "last_seq": r.last_seq,
-                "spooled_files": len(r.spooled_files),
-                "dropped_points": r.dropped_points,
-                "timed_out": r.timed_out,
-            },
-            "stats": vars(self.run.stats),
-        }
-
-
-class TensorBoardLogger(NullLogger):
-    def __init__(self, spec: dict[str, Any]) -> None:
-        super().__init__(spec)
-        from tensorboard.summary import Writer
-
-        self.Writer = Writer
-
-    def setup(self) -> Callable[[dict[str, float], int], None]:
-        self.writer = self.Writer(str(Path(self.spec["tmp"]) / "tb"))
-        add = self.writer.add_scalar
-
-        def log(d: dict[str, float], step: int) -> None:
-            for k, v in d.items():
-                add(k, v, step)
-
-        return log
-
-    def finish(self) -> None:
-        self.writer.close()
-
-
-class WandbLogger(NullLogger):
-    def __init__(self, spec: dict[str, Any]) -> None:
-        super().__init__(spec)
-        import wandb
-
-        self.wandb = wandb
-
-    def setup(self) -> Callable[[dict[str, float], int], None]:
-        self.wandb.init(project="aquarium-bench", dir=self.spec["tmp"], mode="offline")
-        wlog = self.wandb.log
-        return lambda d, step: wlog(d, step=step)
-
-    def finish(self) -> None:
-        self.wandb.finish()
-        self.wandb.teardown()
-
-
-class MlflowLogger(NullLogger):
-    def __init__(self, spec: dict[str, Any]) -> None:
-        super().__init__(spec)
-        uri = f"sqlite:///{Path(spec['tmp']) / 'mlflow.db'}"
-        os.environ["MLFLOW_TRACKING_URI"] = uri
-        os.environ["MLFLOW_REGISTRY_URI"] = uri  # skips the failing `import pyspark` per call
-        os.environ.setdefault("MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS", "1")
-        import mlflow
-
-        self.mlflow = mlflow
-
-    def setup(self) -> Callable[[dict[str, float], int], None]:
-        self.mlflow.start_run()
-        log_metrics = self.mlflow.log_metrics
-        return lambda d, step: log_metrics(d, step=step, synchronous=False)
-
-    def finish(self) -> None:
-        self.mlflow.end_run()
-
-
-LOGGERS: dict[str, type[NullLogger]] = {
-    "null": NullLogger,
-    "aquarium": AquariumLogger,
-    "tensorboard": TensorBoardLogger,
-    "wandb": WandbLogger,
-    "mlflow": MlflowLogger,
-}
 
 
 def _cpu(pid: int | None) -> float | None:
@@ -403,13 +265,15 @@ def job_key(job: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="under 30 s: smaller N, 1 repeat, tensorboard (+wandb)")
+    parser.add_argument(
+        "--quick", action="store_true", help="under 30 s: smaller N, 1 repeat, tensorboard, wandb and trackio"
+    )
     parser.add_argument("--repeats", type=int, help="interleaved repeats (default 3, quick 1)")
     parser.add_argument("--n", type=int, help="tight-loop steps (default 20000, quick 5000)")
     parser.add_argument("--n-paced", type=int, help="paced steps (default 5000, quick 1000)")
     parser.add_argument("--pace-us", type=float, default=1000.0, help="step period of the paced loop (µs)")
     parser.add_argument(
-        "--peers", help=f"comma-separated subset of {','.join(PEERS)} (default all; quick: tensorboard,wandb)"
+        "--peers", help=f"comma-separated subset of {','.join(PEERS)} (default all; quick: tensorboard,wandb,trackio)"
     )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before a worker is abandoned")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -423,7 +287,8 @@ def main() -> None:
     args.repeats = args.repeats or (1 if args.quick else 3)
     args.n = args.n or (5000 if args.quick else 20000)
     args.n_paced = args.n_paced or (1000 if args.quick else 5000)
-    peers = [p for p in (args.peers or ("tensorboard,wandb" if args.quick else ",".join(PEERS))).split(",") if p]
+    default_peers = "tensorboard,wandb,trackio" if args.quick else ",".join(PEERS)
+    peers = [p for p in (args.peers or default_peers).split(",") if p]
     unknown = set(peers) - set(PEERS)
     if unknown:
         parser.error(f"unknown peers: {', '.join(sorted(unknown))}")
