@@ -17,6 +17,8 @@ dict is not timed, ``perf_counter_ns`` is read around the logging call(s) only (
 * Aquarium ships online to a private redis-server started for each run, with no collector, or
   with a collector consuming in a background process (then finish() waits for its commit).
   Afterwards a burst Collector drains the stream and the points in the store are counted.
+* Sustained rate (bench/_sustained.py): the highest rate a loop that only logs keeps up with,
+  0 dropped, against a live `aquarium collector`; and a fixed rate through a Redis pause.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C
+import _sustained
 from _loggers import LOGGERS
 
 SCRIPT = Path(__file__).resolve()
@@ -52,7 +55,15 @@ LABELS = {
     "mlflow": "mlflow async, sqlite, buffered 1 s",
     "trackio": "trackio local (sqlite)",
 }
-TARGETS = {"median_us": 1.5, "ratio": 200.0, "p99_us": 10.0, "max_ms": 5.0, "cpu_us": 25.0, "finish_ms": 50.0}
+TARGETS = {
+    "median_us": 1.5,
+    "ratio": 200.0,
+    "p99_us": 10.0,
+    "max_ms": 5.0,
+    "cpu_us": 25.0,
+    "finish_ms": 50.0,
+    "sustained_points_per_s": 2e6,
+}
 
 
 def _cpu(pid: int | None) -> float | None:
@@ -109,6 +120,8 @@ def _loop(log: Callable[[dict[str, float], int], None], n: int, pace_ns: int) ->
 
 
 def worker(spec: dict[str, Any]) -> None:
+    if spec["logger"] == "rate":
+        return _sustained.rate_worker(spec)
     started = time.perf_counter()
     logger = LOGGERS[spec["logger"]](spec)  # imports the logger's package
     import_s = time.perf_counter() - started
@@ -275,6 +288,7 @@ def main() -> None:
     parser.add_argument(
         "--peers", help=f"comma-separated subset of {','.join(PEERS)} (default all; quick: tensorboard,wandb,trackio)"
     )
+    parser.add_argument("--no-rate", action="store_true", help="skip the sustained logging rate trials")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before a worker is abandoned")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--serve-collector", help=argparse.SUPPRESS)
@@ -309,8 +323,9 @@ def main() -> None:
         if "error" in result:
             C.progress(f"  failed: {result['error']}")
         results.setdefault((job_key(job), job["mode"]), []).append(result)
+    sustained = None if args.no_rate else _sustained.measure(SCRIPT, args.quick)
     total_s = time.perf_counter() - started
-    report(results, peers, args, total_s)
+    report(results, sustained, peers, args, total_s)
 
 
 # ============================================================================================
@@ -341,7 +356,11 @@ def _ratios(peer: list[dict[str, Any]], ours: list[dict[str, Any]], key: str = "
 
 
 def report(
-    results: dict[tuple[str, str], list[dict[str, Any]]], peers: list[str], args: argparse.Namespace, total_s: float
+    results: dict[tuple[str, str], list[dict[str, Any]]],
+    sustained: dict[str, Any] | None,
+    peers: list[str],
+    args: argparse.Namespace,
+    total_s: float,
 ) -> None:
     con = C.console()
     order = ["null", "aquarium", "aquarium+collector", *peers]
@@ -524,6 +543,11 @@ def report(
             all_persisted if persisted else None,
         ),
     ]
+    if sustained is not None:
+        con.print(_sustained.table(sustained))
+        con.print()
+        head.update(_sustained.headline(sustained))
+        rows.extend(_sustained_targets(head, t["sustained_points_per_s"]))
     con.print(
         C.targets_table(rows, title=f"Targets (aquarium; {'quick' if args.quick else 'full'} run, {total_s:.0f} s)")
     )
@@ -542,6 +566,8 @@ def report(
                 "finish",
                 "finish_with_collector",
                 "persisted",
+                "sustained_rate",
+                "pause_no_loss",
             ),
             (row[3] for row in rows),
         )
@@ -556,6 +582,25 @@ def report(
         wall_s=round(total_s, 1),
     )
     C.emit_json(C.clean_nan(head))
+
+
+def _sustained_targets(head: dict[str, Any], goal: float) -> list[tuple[str, str, str, bool | None]]:
+    best, pause_dropped = head["sustained_points_per_s"], head["pause_dropped"]
+    lost = head["pause_unaccounted"]
+    return [
+        (
+            "sustained logging rate, 0 dropped (logging-only loop)",
+            f"≥ {goal / 1e6:g}M points/s",
+            C.fmt(best) if best else "none verified",
+            None if best is None and head["unthrottled_points_per_s"] is None else (best or 0.0) >= goal,
+        ),
+        (
+            f"{head['pause_points_per_s'] or 0:,.0f} points/s through a {head['pause_s']:g} s Redis pause",
+            "0 dropped, 0 lost",
+            "-" if pause_dropped is None else f"{pause_dropped:,} dropped, {lost:,} unaccounted",
+            None if pause_dropped is None else pause_dropped == 0 and lost == 0,
+        ),
+    ]
 
 
 def _le(value: float | None, limit: float) -> bool | None:
