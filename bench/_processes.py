@@ -20,12 +20,12 @@ from _common import REDIS_BINARY
 AQUARIUM = str(Path(sys.executable).with_name("aquarium"))
 
 
-def redis_server(data_dir: Path, port: int | None = None, aof: bool = False) -> Any:
-    """A private redis-server (not started); with ``aof`` it persists every write (appendfsync
-    always), so a kill -9 keeps what was acknowledged."""
+def redis_server(data_dir: Path, port: int | None = None, aof: str = "") -> Any:
+    """A private redis-server (not started); ``aof`` is an appendfsync policy ("always",
+    "everysec") that turns the append-only file on, so a kill -9 keeps (most of) the data."""
     from aquarium.cli.redis_server import RedisServer
 
-    extra = ["--appendonly", "yes", "--appendfsync", "always"] if aof else []
+    extra = ["--appendonly", "yes", "--appendfsync", aof] if aof else []
     return RedisServer(port=port, binary=REDIS_BINARY, data_dir=data_dir, extra_args=extra)
 
 
