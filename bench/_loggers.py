@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+KEYS = ("loss", "acc", "val_loss", "lr")  # what every step logs
+
 
 class NullLogger:
     """The harness alone: what building the dict, the clock reads and the pacing cost."""

@@ -24,9 +24,9 @@ from typing import Any
 
 import _common as C
 import _processes as P
+from _loggers import KEYS
 
-KEYS = ("loss", "acc", "val_loss", "lr")
-KEEP_UP_S = 0.5  # the largest backlog, in seconds of logging, a sustained rate may leave
+KEEP_UP_S = 0.2  # the largest backlog a sustained rate may leave, in seconds of logging: two flush intervals
 BURST = 256  # steps between clock reads in a throttled loop
 PAUSE_RATE = 300_000  # steps/s of the pause trial (×4 keys = 1.2M points/s)
 

@@ -39,7 +39,7 @@ import _soak_ledger as L
 SCRIPT = Path(__file__).resolve()
 RUN_ID = "soak"
 POLL_S = 0.25
-ATTRIBUTION_S = 30.0  # a lost point is put down to the first fault that began within this after its log()
+ATTRIBUTION_S = 30.0  # else a lost point is put down to the first fault that began this soon after its log()
 
 
 # -- latency -----------------------------------------------------------------------------------
@@ -179,11 +179,14 @@ def _report(ledgers: Path, rank: int) -> dict[str, Any]:
 
 # -- output --------------------------------------------------------------------------------------
 def lost_by_fault(lost_at: list[float], faults: list[Any]) -> Counter[str]:
-    """Each lost point put down to the first fault that began up to ATTRIBUTION_S after its log()."""
+    """Each lost point put down to the fault going on when it was logged (±1 s), else to the
+    first fault that began up to ATTRIBUTION_S after its log()."""
     by_kind: Counter[str] = Counter()
     for t in lost_at:
-        after = [f for f in faults if t - 1.0 <= f.at <= t + ATTRIBUTION_S]
-        by_kind[after[0].kind if after else "no fault nearby"] += 1
+        during = [f for f in faults if f.at - 1.0 <= t <= f.at + f.seconds + 1.0]
+        after = [f for f in faults if t <= f.at <= t + ATTRIBUTION_S]
+        culprit = during[0].kind if during else (after[0].kind + " (after)" if after else "no fault nearby")
+        by_kind[culprit] += 1
     return by_kind
 
 
@@ -225,7 +228,7 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     blame = lost_by_fault(check.lost_at, faults)
     if blame:
         rows = [[kind, f"{n:,}"] for kind, n in blame.most_common()]
-        con.print(C.table("Lost points by the fault that followed their log()", ["fault", "points"], rows))
+        con.print(C.table("Lost points by the fault during (or else after) their log()", ["fault", "points"], rows))
     if check.problems:
         con.print(
             C.table(
