@@ -51,6 +51,7 @@ class Cluster:
     max_outage: float = 8.0  # the longest pause, stall or disk-full outage
     faults: list[Fault] = field(default_factory=list)
     disk_note: str = ""
+    crashes: list[str] = field(default_factory=list)  # collectors that exited without being killed
 
     def __post_init__(self) -> None:
         self.store = self.root / "store"
@@ -92,16 +93,16 @@ class Cluster:
         if self.proxy is not None:
             self.proxy.heal()
         self._free_disk()
-        for i, proc in enumerate(self.collectors):
-            if proc is None or proc.poll() is not None:
-                self._start_collector(i)
+        self.supervise()
 
     def stop_collectors(self) -> None:
         for proc in self.collectors:
             P.stop_collector(proc)
 
-    def close(self) -> None:
+    def close(self, keep: bool = False) -> None:
         self.stop_collectors()
+        if keep and self._mounted:  # the tmpfs goes away with the unmount
+            shutil.copytree(self.spool, self.root / "spool-kept", dirs_exist_ok=True)
         if self.proxy is not None:
             self.proxy.close()
         if self.redis is not None:
@@ -112,7 +113,16 @@ class Cluster:
             subprocess.run(["umount", "-l", str(self.spool)], check=False)
 
     # -- faults --------------------------------------------------------------------------------
+    def supervise(self) -> None:
+        """Restart a collector that exited on its own (as `aquarium up` would), noting its last words."""
+        for i, proc in enumerate(self.collectors):
+            if proc is not None and proc.poll() is not None:
+                log = (self.logs / f"collector-{i}.log").read_text(errors="replace").strip().splitlines()
+                self.crashes.append(f"collector {i} exited {proc.returncode}: {log[-1][:160] if log else ''}")
+                self._start_collector(i)
+
     def inject(self, kind: str) -> Fault:
+        self.supervise()
         fault = Fault(kind, time.time(), 0.0)
         started = time.monotonic()
         fault.detail = getattr(self, kind)()

@@ -23,6 +23,7 @@ import argparse
 import json
 import random
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -57,9 +58,15 @@ class LatencyPoller(threading.Thread):
         from aquarium.agent import AquariumError
         from aquarium.collector import Store
 
-        while not (self.data_dir / "aquarium.db").exists() and not self._done.wait(POLL_S):
-            pass
-        with Store(self.data_dir, ingest_spool=False) as store:
+        store = None
+        while store is None and not self._done.wait(POLL_S):
+            try:
+                store = Store(self.data_dir, ingest_spool=False)
+            except sqlite3.OperationalError:  # the collectors are creating it: database is locked
+                pass
+        if store is None:
+            return
+        with store:
             while not self._done.wait(POLL_S):
                 for rank in range(self.ranks):
                     try:
@@ -146,6 +153,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
                 rank_exit.append("killed: did not finish in 120 s")
         time.sleep(2 * POLL_S)
         poller.stop()
+        cluster.supervise()
         cluster.stop_collectors()
         C.progress("final drain")
         drained = P.drain(cluster.redis_url, cluster.store)
@@ -157,6 +165,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
             check=result,
             faults=cluster.faults,
             disk_note=cluster.disk_note,
+            crashes=cluster.crashes,
             latencies=poller.latencies,
             probes_seen_live=sum(len(s) for s in poller.seen),
             rank_exit=rank_exit,
@@ -167,7 +176,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         )
         return out
     finally:
-        cluster.close()
+        cluster.close(keep=args.keep)
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
 
@@ -221,6 +230,7 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         ["unexpected (never logged)", f"{check.unexpected:,}"],
         ["seq gaps in the store", f"{check.seq_gaps:,}"],
         ["dead letters (final drain)", f"{out['dead_letters']:,}"],
+        ["collectors that exited on their own (restarted)", str(len(out["crashes"]))],
         [f"log→stored latency p50 / p99 / max (poll {POLL_S:g} s)", _latency_cell(lat)],
         ["ledger check", verdict],
     ]
@@ -229,6 +239,8 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     if blame:
         rows = [[kind, f"{n:,}"] for kind, n in blame.most_common()]
         con.print(C.table("Lost points by the fault during (or else after) their log()", ["fault", "points"], rows))
+    for crash in out["crashes"]:
+        con.print(f"[red]{crash}[/red]")
     if check.problems:
         con.print(
             C.table(
@@ -266,6 +278,7 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         "latency_max_s": max(lat) if lat else None,
         "latency_samples": len(lat),
         "disk_full_note": out["disk_note"],
+        "collector_crashes": len(out["crashes"]),
         "wall_s": round(out["wall_s"], 1),
     }
 
