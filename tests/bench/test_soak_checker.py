@@ -54,9 +54,8 @@ def test_a_clean_run_checks_clean(clean_run: Path, data_dir: Path) -> None:
 
 
 def test_a_lost_and_a_duplicated_point_are_found(clean_run: Path, data_dir: Path) -> None:
-    rows = L.read_ledger(L.ledger_path(clean_run, 1))
-    first = int(rows["step"][0])
-    never_logged = int(rows["step"][-1]) + 1
+    first = int(L.read_ledger(L.ledger_path(clean_run, 1))["step"][0])
+    never_logged = int(L.read_ledger(L.ledger_path(clean_run, 0))["step"][-1]) + 1
     never_logged += never_logged % L.PROBE_EVERY == 0  # a step without a probe point: 2 points
     writer = L.LedgerWriter(L.ledger_path(clean_run, 0))  # the ledger claims a step the store never got
     writer.record(never_logged, 0.0, *L.values_of(0, never_logged))
