@@ -91,7 +91,7 @@ def stored_points(data_dir: Path, run_id: str) -> int:
     from aquarium.agent import RunNotFoundError
     from aquarium.collector import Store
 
-    with Store(data_dir, ingest_spool=False) as store:
+    with Store(data_dir) as store:
         try:
             run = store.get_run(run_id)
         except RunNotFoundError:

@@ -61,7 +61,7 @@ class LatencyPoller(threading.Thread):
         store = None
         while store is None and not self._done.wait(POLL_S):
             try:
-                store = Store(self.data_dir, ingest_spool=False)
+                store = Store(self.data_dir)
             except sqlite3.OperationalError:  # the collectors are creating it: database is locked
                 pass
         if store is None:
@@ -159,7 +159,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         drained = P.drain(cluster.redis_url, cluster.store)
         from aquarium.collector import Store
 
-        with Store(cluster.store, ingest_spool=False) as store:
+        with Store(cluster.store) as store:
             result = L.check(store, RUN_ID, ledgers, args.ranks)
         out.update(
             check=result,

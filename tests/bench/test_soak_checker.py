@@ -46,7 +46,7 @@ def clean_run(redis_url: str, data_dir: Path, tmp_path: Path) -> Path:
 
 
 def test_a_clean_run_checks_clean(clean_run: Path, data_dir: Path) -> None:
-    with Store(data_dir, ingest_spool=False) as store:
+    with Store(data_dir) as store:
         result = L.check(store, RUN, clean_run, RANKS)
     assert result.ok, result.problems
     assert result.points_checked > 0 and result.stored == result.points_checked
@@ -60,7 +60,7 @@ def test_a_lost_and_a_duplicated_point_are_found(clean_run: Path, data_dir: Path
     writer = L.LedgerWriter(L.ledger_path(clean_run, 0))  # the ledger claims a step the store never got
     writer.record(never_logged, 0.0, *L.values_of(0, never_logged))
     writer.close()
-    with Store(data_dir, ingest_spool=False) as store:
+    with Store(data_dir) as store:
         a, _ = L.values_of(1, first)  # the same point once more, in a batch of its own
         store.ingest([make_batch(RUN, 0, [first], rank=1, inc="doctored", key="a", values=[a])])
         result = L.check(store, RUN, clean_run, RANKS)
@@ -81,7 +81,7 @@ def test_points_the_agent_reported_dropped_are_not_a_failure(clean_run: Path, da
     writer.close()
     report = L.report_path(clean_run, 0)
     report.write_text(json.dumps({**json.loads(report.read_text()), "dropped_points": 2}))
-    with Store(data_dir, ingest_spool=False) as store:
+    with Store(data_dir) as store:
         assert L.check(store, RUN, clean_run, RANKS).ok
         report.write_text(json.dumps({**json.loads(report.read_text()), "dropped_points": 3}))
         overcounted = L.check(store, RUN, clean_run, RANKS)
