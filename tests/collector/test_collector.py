@@ -46,7 +46,8 @@ def test_poison_goes_to_dead_letters_and_the_collector_keeps_going(
     oversized = msgpack.packb(
         {"v": 1, "id": ["poison", 0, "inc-a", 51], "pad": b"\0" * MAX_BATCH_BYTES}, use_bin_type=True
     )
-    unstorable = make_batch("poison", 0, [0], rank=2**63)  # valid on the wire, too large for SQLite
+    unstorable = make_batch("poison", 4, [0])
+    unstorable.meta = {"world_size": 2**64 - 1}  # valid on the wire, too large for SQLite
     with CollectorThread(redis_url, data_dir) as running:
         add(client, ledger, "poison", 0)
         client.xadd(KEYS.stream, {"b": b"\xc1 not msgpack"})
