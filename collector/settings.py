@@ -20,6 +20,7 @@ class CollectorSettings:
     read_count: int = 1000
     block_ms: int = 100
     claim_idle: float = 10.0
+    max_deliveries: int = 5  # an entry delivered this often and never acknowledged is a poison pill
     maintenance_interval: float = 1.0
     ingest_spool: bool = True
 
