@@ -2,10 +2,12 @@
 
 Delivery is at-least-once from Redis; the store's batch-id ledger makes it exactly-once in
 effect. Entries are acknowledged only after their transaction commits. A collector that died
-leaves its entries pending; a sibling reclaims them with XAUTOCLAIM once they have been idle
-``claim_idle`` seconds. Undecodable or unstorable batches go to the dead-letter stream with the
-reason, and the collector keeps going. The stream is trimmed only below what every consumer
-group has acknowledged.
+leaves its entries pending; a sibling reclaims them once they have been idle ``claim_idle``
+seconds (see redelivery: an entry delivered ``max_deliveries`` times is a poison pill). A batch
+whose decoding or storing raises anything goes to the dead-letter stream with the reason, the
+rest of its read is stored, and the collector keeps going; only a store that cannot write at all
+holds ingest back (and dead-letters nothing). Maintenance trims the stream below what every
+group has acknowledged and removes consumers that died with nothing pending (see upkeep).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from aquarium.agent.errors import AquariumError
 from aquarium.agent.redis_keys import BATCH_FIELD, DEAD_REASON_FIELD, DEAD_SOURCE_FIELD, RedisKeys
 from aquarium.agent.wire import Batch, unpack_batch
 
-from . import redelivery
+from . import redelivery, upkeep
 from .redelivery import Entry
 from .settings import CollectorSettings
 from .store import IngestResult, Store
@@ -58,6 +60,7 @@ class CollectorStats:
     claimed: int = 0
     poison: int = 0
     trimmed: int = 0
+    consumers_removed: int = 0
     compacted: int = 0
     spool_batches: int = 0
     redis_errors: int = 0
@@ -309,24 +312,6 @@ class Collector:
             self._acknowledge(entries, dead, IngestResult())
         return len(entries)
 
-    def _trim(self) -> None:
-        """XTRIM MINID below the oldest entry any group still needs (pending or undelivered)."""
-        try:
-            groups = self.redis.xinfo_groups(self.keys.stream)
-        except redis.ResponseError:
-            return
-        floor: tuple[int, int] | None = None
-        for group in groups:
-            if group["pending"]:
-                summary = self.redis.xpending(self.keys.stream, group["name"])
-                candidate = _parse_id(summary["min"])
-            else:
-                ms, seq = _parse_id(group["last-delivered-id"])
-                candidate = (ms, seq + 1)
-            floor = candidate if floor is None or candidate < floor else floor
-        if floor is not None and floor > (0, 0):
-            self.stats.trimmed += self.redis.xtrim(self.keys.stream, minid=f"{floor[0]}-{floor[1]}", approximate=False)
-
     def _maintenance(self, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now < self._next_maintenance:
@@ -335,7 +320,11 @@ class Collector:
         try:
             if not force:
                 self._claim()
-            self._trim()
+            self.stats.trimmed += upkeep.trim(self.redis, self.keys)
+            idle_ms = int(self.settings.consumer_idle * 1000)
+            self.stats.consumers_removed += len(
+                upkeep.remove_idle_consumers(self.redis, self.keys, self.consumer, idle_ms)
+            )
         except REDIS_ERRORS as e:
             self._redis_failed(e)
         except StoreUnavailableError as e:
@@ -400,9 +389,3 @@ def reason_of(error: BaseException) -> str:
 def _group_lost(error: redis.ResponseError) -> bool:
     """NOGROUP: the group is gone; UNBLOCKED: the stream was deleted under a blocked read."""
     return str(error).startswith(("NOGROUP", "UNBLOCKED"))
-
-
-def _parse_id(entry_id: bytes | str) -> tuple[int, int]:
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)

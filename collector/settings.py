@@ -21,6 +21,7 @@ class CollectorSettings:
     block_ms: int = 100
     claim_idle: float = 10.0
     max_deliveries: int = 5  # an entry delivered this often and never acknowledged is a poison pill
+    consumer_idle: float = 3600.0  # a consumer idle this long with nothing pending is a dead collector
     maintenance_interval: float = 1.0
     ingest_spool: bool = True
 

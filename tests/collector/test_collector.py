@@ -176,3 +176,42 @@ def test_a_running_collector_survives_losing_its_group_again_and_again(
             )
             assert running.alive
         ledger.check(running.collector.store)
+
+
+def consumer_names(r: redis.Redis) -> set[str]:
+    return {c["name"].decode() for c in r.xinfo_consumers(KEYS.stream, KEYS.group)}
+
+
+def test_dead_consumers_with_nothing_pending_leave_the_group(
+    client: redis.Redis, redis_url: str, data_dir: Path
+) -> None:
+    ledger = Ledger()
+    client.xadd(KEYS.stream, {"note": b"handled by gone-clean"})
+    for seq in range(2):
+        add(client, ledger, "idle", seq)
+    client.xgroup_create(KEYS.stream, KEYS.group, id="0")
+    [(_, [(acked, _)])] = client.xreadgroup(KEYS.group, "gone-clean", {KEYS.stream: ">"}, count=1)
+    client.xack(KEYS.stream, KEYS.group, acked)  # died with nothing pending
+    client.xreadgroup(KEYS.group, "gone-holding", {KEYS.stream: ">"}, count=1)  # died holding one entry
+
+    burst(redis_url, data_dir, consumer="me", claim_idle=3600.0)  # none of them idle for an hour yet
+    assert consumer_names(client) == {"gone-clean", "gone-holding", "me"}
+
+    collector = burst(redis_url, data_dir, consumer="me", claim_idle=3600.0, consumer_idle=0.0)
+    assert consumer_names(client) == {"gone-holding", "me"}  # its entry must stay claimable
+    assert collector.stats.consumers_removed == 1 and pending(client) == 1
+
+    burst(redis_url, data_dir, consumer="rescuer", claim_idle=0.0, consumer_idle=0.0)
+    assert consumer_names(client) == {"rescuer"} and pending(client) == 0
+    with Store(data_dir, ingest_spool=False) as store:
+        ledger.check(store)
+
+
+def test_a_consumer_that_read_since_the_look_keeps_its_entries(client: redis.Redis) -> None:
+    from aquarium.collector.upkeep import remove_consumer_if_nothing_pending
+
+    client.xadd(KEYS.stream, {"b": b"x"})
+    client.xgroup_create(KEYS.stream, KEYS.group, id="0")
+    client.xreadgroup(KEYS.group, "busy", {KEYS.stream: ">"})
+    assert not remove_consumer_if_nothing_pending(client, KEYS, "busy")
+    assert consumer_names(client) == {"busy"} and pending(client) == 1
