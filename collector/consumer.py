@@ -28,6 +28,7 @@ from aquarium.agent.wire import Batch, unpack_batch
 
 from . import redelivery, upkeep
 from .redelivery import Entry
+from .registration import StoreRegistration
 from .settings import CollectorSettings
 from .store import IngestResult, Store
 
@@ -76,6 +77,9 @@ class Collector:
         self._owns_store = store is None
         self.store = store or Store(self.settings.data_dir, ingest_spool=False)
         self.redis = redis.Redis.from_url(self.settings.redis_url, socket_timeout=5.0, socket_connect_timeout=2.0)
+        self.registration = StoreRegistration(
+            self.redis, self.keys, self.store.store_id, self.store.data_dir, self.settings.store_claim_ttl
+        )
         self.stats = CollectorStats()
         self._stop = threading.Event()
         self._backoff = ExponentialWithJitterBackoff(base=0.1, cap=5.0)
@@ -112,6 +116,10 @@ class Collector:
         self._stop.set()
 
     def close(self) -> None:
+        try:
+            self.registration.release()
+        except redis.RedisError:
+            pass  # unreachable: the registration expires by itself
         self.redis.close()
         if self._owns_store:
             self.store.close()
@@ -253,6 +261,7 @@ class Collector:
     def _ensure_group(self) -> None:
         if self._group_ready:
             return
+        self.registration.claim()  # before reading anything: a store that is not ours must not get it
         try:
             self.redis.xgroup_create(self.keys.stream, self.keys.group, id="0", mkstream=True)
             log.info("created consumer group %s on %s", self.keys.group, self.keys.stream)
@@ -318,6 +327,7 @@ class Collector:
             return
         self._next_maintenance = now + self.settings.maintenance_interval
         try:
+            self.registration.claim()  # renew
             if not force:
                 self._claim()
             self.stats.trimmed += upkeep.trim(self.redis, self.keys)

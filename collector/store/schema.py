@@ -7,6 +7,7 @@ so a crash mid-migration leaves the previous schema intact.
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from pathlib import Path
 
 import sqlite_utils
@@ -116,6 +117,13 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     );
     CREATE INDEX chunks_series ON chunks(series_id, incarnation_id, seq_last);
     """)
+
+
+@migrations()
+def m002_store_id(db: sqlite_utils.Database) -> None:
+    """A store knows which it is, so that one Redis prefix never feeds two stores."""
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO meta (key, value) VALUES ('store_id', ?)", [uuid.uuid4().hex])
 
 
 def connect(path: Path, *, writer: bool) -> sqlite3.Connection:
