@@ -120,7 +120,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m002_store_id(db: sqlite_utils.Database) -> None:
+def m003_store_id(db: sqlite_utils.Database) -> None:
     """A store knows which it is, so that one Redis prefix never feeds two stores."""
     db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     db.execute("INSERT INTO meta (key, value) VALUES ('store_id', ?)", [uuid.uuid4().hex])

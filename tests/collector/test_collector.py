@@ -203,7 +203,7 @@ def test_dead_consumers_with_nothing_pending_leave_the_group(
 
     burst(redis_url, data_dir, consumer="rescuer", claim_idle=0.0, consumer_idle=0.0)
     assert consumer_names(client) == {"rescuer"} and pending(client) == 0
-    with Store(data_dir, ingest_spool=False) as store:
+    with Store(data_dir) as store:
         ledger.check(store)
 
 

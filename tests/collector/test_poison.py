@@ -157,7 +157,7 @@ def test_an_entry_that_kills_the_collector_is_dead_lettered_after_max_deliveries
     assert dead[b"source_id"] == pill and b"delivered 3 times" in dead[b"reason"]
     assert unpack_batch(dead[b"b"]).id.run == PILL_RUN  # the dead letter keeps the batch
     assert pending(client) == 0
-    with Store(data_dir, ingest_spool=False) as store:
+    with Store(data_dir) as store:
         ledger.check(store)  # the good batches read with the pill are all stored, once
 
 
@@ -199,5 +199,5 @@ def test_a_collector_process_killed_by_an_entry_gets_past_it(
     [dead] = dead_letters(client)
     assert dead[b"source_id"] == pill and b"poison pill" in dead[b"reason"]
     assert pending(client) == 0
-    with Store(data_dir, ingest_spool=False) as store:
+    with Store(data_dir) as store:
         ledger.check(store)

@@ -24,7 +24,7 @@ def add(r: redis.Redis, ledger: Ledger, seq: int) -> None:
 
 
 def store_id(data_dir: Path) -> str:
-    with Store(data_dir, ingest_spool=False) as store:
+    with Store(data_dir) as store:
         return store.store_id
 
 
@@ -90,7 +90,7 @@ def test_a_restarted_collector_of_the_same_store_starts_while_another_store_wait
     client.pexpire(KEYS.store, 1)  # what the store_claim_ttl does after the last collector died
     wait_until(lambda: not client.exists(KEYS.store), "the registration expired")
     burst(redis_url, tmp_path / "other")  # now the prefix is free
-    with Store(data_dir, ingest_spool=False) as store:
+    with Store(data_dir) as store:
         ledger.check(store)
 
 
