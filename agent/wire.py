@@ -131,10 +131,10 @@ def unpack_batch(data: bytes) -> Batch:
     except Exception as e:  # msgpack raises several unrelated types for bad input
         raise WireFormatError(f"not msgpack ({type(e).__name__}: {str(e)[:200]})") from e
     if not isinstance(body, dict):
-        raise WireFormatError(f"top level is {describe(body)}, not a map")
+        raise WireFormatError(f"top level is {_describe(body)}, not a map")
     version = body.get("v")
     if type(version) is not int or version != VERSION:
-        raise WireFormatError(f"unknown wire version {describe(version)} (this build reads version {VERSION})")
+        raise WireFormatError(f"unknown wire version {_describe(version)} (this build reads version {VERSION})")
     return Batch(
         id=_batch_id(body.get("id")),
         metrics=[_chunk(c) for c in _list(body.get("m", []), "m")],
@@ -145,7 +145,7 @@ def unpack_batch(data: bytes) -> Batch:
     )
 
 
-def describe(value: Any) -> str:
+def _describe(value: Any) -> str:
     """A short, non-recursive description of an untrusted value, for error messages."""
     if value is None or type(value) in (bool, int, float):
         return repr(value)
@@ -175,15 +175,15 @@ def _batch_id(raw: Any) -> BatchId:
         raise WireFormatError("id must be [run, rank, incarnation, seq]")
     run, rank, inc, seq = raw
     if type(rank) is not int or not 0 <= rank <= MAX_INT64:
-        raise WireFormatError(f"bad rank {describe(rank)}")
+        raise WireFormatError(f"bad rank {_describe(rank)}")
     if type(seq) is not int or not 0 <= seq <= MAX_INT64:
-        raise WireFormatError(f"bad seq {describe(seq)}")
+        raise WireFormatError(f"bad seq {_describe(seq)}")
     if type(run) is str and type(inc) is str and (run, inc) in _valid_ids:
         return BatchId(run, rank, inc, seq)
     if not (type(run) is str and RUN_ID_PATTERN.fullmatch(run)):
-        raise WireFormatError(f"bad run id {describe(run)}")
+        raise WireFormatError(f"bad run id {_describe(run)}")
     if not _printable(inc, MAX_INCARNATION_CHARS):
-        raise WireFormatError(f"bad incarnation {describe(inc)}")
+        raise WireFormatError(f"bad incarnation {_describe(inc)}")
     _remember(_valid_ids, (run, inc))
     return BatchId(run, rank, inc, seq)
 
@@ -194,7 +194,7 @@ def _chunk(raw: Any) -> MetricChunk:
     key, steps, values, times = raw
     if type(key) is not str or key not in _valid_keys:
         if not _printable(key, MAX_NAME_LENGTH):
-            raise WireFormatError(f"bad metric name {describe(key)}")
+            raise WireFormatError(f"bad metric name {_describe(key)}")
         _remember(_valid_keys, key)
     if not (isinstance(steps, bytes) and isinstance(values, bytes) and isinstance(times, bytes)):
         raise WireFormatError(f"metric {key!r}: columns must be bin")
@@ -208,12 +208,12 @@ def _chunk(raw: Any) -> MetricChunk:
 
 def _status(raw: Any) -> tuple[str, float]:
     if not (isinstance(raw, list) and len(raw) == 2):
-        raise WireFormatError(f"a status change must be [status, time], got {describe(raw)}")
+        raise WireFormatError(f"a status change must be [status, time], got {_describe(raw)}")
     status, at = raw
     if not _printable(status, MAX_STATUS_CHARS):
-        raise WireFormatError(f"bad status {describe(status)}")
+        raise WireFormatError(f"bad status {_describe(status)}")
     if type(at) not in (int, float) or not math.isfinite(at):
-        raise WireFormatError(f"bad status time {describe(at)}")
+        raise WireFormatError(f"bad status time {_describe(at)}")
     return status, float(at)
 
 
@@ -239,7 +239,7 @@ def _map(raw: Any, name: str) -> dict[str, Any]:
         if isinstance(value, dict):
             for key in value:
                 if type(key) is not str:
-                    raise WireFormatError(f"{name}: map keys must be strings, not {describe(key)}")
+                    raise WireFormatError(f"{name}: map keys must be strings, not {_describe(key)}")
             children = value.values()
         elif isinstance(value, list):
             children = value

@@ -13,7 +13,6 @@ group has acknowledged and removes consumers that died with nothing pending (see
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,11 +21,11 @@ from typing import Any
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
 
-from aquarium.agent.errors import AquariumError
 from aquarium.agent.redis_keys import BATCH_FIELD, DEAD_REASON_FIELD, DEAD_SOURCE_FIELD, RedisKeys
 from aquarium.agent.wire import Batch, unpack_batch
 
 from . import redelivery, upkeep
+from .failures import StoreUnavailableError, raise_if_store_down, reason_of
 from .redelivery import Entry
 from .registration import StoreRegistration
 from .settings import CollectorSettings
@@ -37,17 +36,6 @@ log = logging.getLogger("aquarium.collector.consumer")
 WATERMARK_TTL_SECONDS = 7 * 24 * 3600
 DEAD_LETTER_MAXLEN = 100_000  # diagnostics, not data: the oldest dead letters go first
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
-# what a store that cannot write at all raises (disk full, I/O error, locked): never a batch's fault
-STORE_DOWN_ERRORS = (sqlite3.OperationalError, OSError, MemoryError)
-
-
-class StoreUnavailableError(AquariumError):
-    """Raised when the store cannot write at all, as opposed to rejecting one batch: nothing is
-    dead-lettered or acknowledged, and the same entries are retried once it writes again."""
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-        super().__init__(f"the store cannot write: {reason_of(error)}")
 
 
 @dataclass
@@ -215,7 +203,7 @@ class Collector:
         try:
             return self.store.ingest(batch for _, _, batch in good)
         except Exception as e:
-            self._raise_if_store_down(e)
+            raise_if_store_down(self.store, e)
             if len(good) == 1:
                 dead.append((good[0][0], good[0][1], f"store rejected the batch: {reason_of(e)}"))
                 return IngestResult()
@@ -225,22 +213,9 @@ class Collector:
             try:
                 result.merge(self.store.ingest([batch]))
             except Exception as e:
-                self._raise_if_store_down(e)
+                raise_if_store_down(self.store, e)
                 dead.append((entry_id, data, f"store rejected the batch: {reason_of(e)}"))
         return result
-
-    def _raise_if_store_down(self, error: Exception) -> None:
-        """Tell a batch the store rejects from a store that writes nothing (then nothing is dead-lettered).
-
-        The probe is an empty transaction on the writer: it fails if the writer is gone or the
-        database cannot be locked, and succeeds if only the batch was at fault.
-        """
-        if isinstance(error, STORE_DOWN_ERRORS):
-            raise StoreUnavailableError(error) from error
-        try:
-            self.store.ingest([])
-        except Exception as probe_error:
-            raise StoreUnavailableError(error) from probe_error
 
     def _queue_watermarks(self, pipe: Any, result: IngestResult) -> None:
         for (run, rank, incarnation), seq in result.watermarks.items():
@@ -383,17 +358,6 @@ class Collector:
             log.warning("Redis error (%s: %s); retrying", type(error).__name__, error)
         self.stats.last_error = str(error)
         self._stop.wait(self._backoff.compute(self._failures))
-
-
-def reason_of(error: BaseException) -> str:
-    """A dead letter's reason: the error's own words, bounded (its text may quote the input)."""
-    if hasattr(error, "reason") and isinstance(error.reason, str):
-        return error.reason[:500]
-    try:
-        text = str(error)
-    except Exception:  # a str() that itself fails (e.g. recursing) must not take the collector down
-        text = "?"
-    return f"{type(error).__name__}: {text[:500]}"
 
 
 def _group_lost(error: redis.ResponseError) -> bool:

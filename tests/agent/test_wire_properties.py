@@ -24,7 +24,7 @@ from aquarium.agent.wire import (
     unpack_batch,
 )
 
-QUICK = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+QUICK = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 printable = st.characters(categories=["L", "N", "P", "S"])  # str.isprintable() holds for all of these
 

@@ -18,7 +18,7 @@ from ledger import KEYS, CollectorThread, Ledger, collector_settings, make_batch
 from aquarium.agent.wire import Batch, pack_batch, unpack_batch
 from aquarium.collector import Collector, Store
 from aquarium.collector import consumer as consumer_module
-from aquarium.collector.consumer import StoreUnavailableError
+from aquarium.collector.failures import StoreUnavailableError
 
 PILL_RUN = "pill"
 
