@@ -231,6 +231,8 @@ def _map(raw: Any, name: str) -> dict[str, Any]:
     """A params/tags/meta map: string keys at every level, nested at most MAX_VALUE_DEPTH deep."""
     if not isinstance(raw, dict):
         raise WireFormatError(f"{name} must be a map, not {type(raw).__name__}")
+    if not raw:  # most batches carry no params, tags or metadata
+        return raw
     # iterative, so a hostile depth costs a bounded loop rather than a RecursionError
     todo: list[tuple[Any, int]] = [(raw, 1)]
     while todo:

@@ -296,6 +296,9 @@ class Collector:
             self._acknowledge(entries, dead, IngestResult())
         return len(entries)
 
+    def _trim(self) -> None:
+        self.stats.trimmed += upkeep.trim(self.redis, self.keys)
+
     def _maintenance(self, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now < self._next_maintenance:
@@ -305,7 +308,7 @@ class Collector:
             self.registration.claim()  # renew
             if not force:
                 self._claim()
-            self.stats.trimmed += upkeep.trim(self.redis, self.keys)
+            self._trim()
             idle_ms = int(self.settings.consumer_idle * 1000)
             self.stats.consumers_removed += len(
                 upkeep.remove_idle_consumers(self.redis, self.keys, self.consumer, idle_ms)
