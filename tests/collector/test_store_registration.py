@@ -111,3 +111,16 @@ def test_the_command_line_refuses_in_one_line(redis_url: str, data_dir: Path, tm
         )
     assert result.exit_code == 1, result.output
     assert "already feeds another store" in result.output and "Traceback" not in result.output
+
+
+def test_a_running_collector_renews_its_registration_and_stops_if_another_store_took_the_prefix(
+    client: redis.Redis, redis_url: str, data_dir: Path
+) -> None:
+    running = CollectorThread(redis_url, data_dir, maintenance_interval=0.0)
+    with pytest.raises(AssertionError, match="StoreConflictError"):
+        with running:
+            client.delete(KEYS.store)  # e.g. a Redis restarted empty: the next maintenance registers again
+            wait_until(lambda: client.exists(KEYS.store), "registered again")
+            client.set(KEYS.store, "0123456789abcdef elsewhere:/their/aquarium_data")  # another store got in
+            wait_until(lambda: not running.alive, "the collector stops rather than split runs")
+    assert isinstance(running.error, StoreConflictError) and "/their/aquarium_data" in str(running.error)
