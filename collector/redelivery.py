@@ -71,5 +71,6 @@ def claim(r: redis.Redis, keys: RedisKeys, consumer: str, idle_ms: int, entry_id
     """
     if not entry_ids:
         return []
-    reply: Any = r.xclaim(keys.stream, keys.group, consumer, idle_ms, entry_ids)
+    message_ids: list[Any] = list(entry_ids)
+    reply: Any = r.xclaim(keys.stream, keys.group, consumer, idle_ms, message_ids)
     return [(entry_id, fields) for entry_id, fields in reply if fields is not None]
