@@ -173,7 +173,8 @@ def ingest(self, batches):
     return real_ingest(self, items)
 Store.ingest = ingest
 settings = CollectorSettings.from_env(
-    redis_url=sys.argv[1], data_dir=sys.argv[2], consumer="doomed", max_deliveries=3, ingest_spool=False
+    redis_url=sys.argv[1], data_dir=sys.argv[2], consumer=sys.argv[3], claim_idle=0.0, max_deliveries=3,
+    ingest_spool=False,
 )
 collector = Collector(settings)
 collector.run(burst=True)
@@ -181,15 +182,18 @@ collector.close()
 """
 
 
+@pytest.mark.parametrize("consumer", ["doomed", ""], ids=["same name", "default name: host-pid"])
 def test_a_collector_process_killed_by_an_entry_gets_past_it(
-    client: redis.Redis, redis_url: str, data_dir: Path, tmp_path: Path
+    client: redis.Redis, redis_url: str, data_dir: Path, consumer: str
 ) -> None:
     ledger = Ledger()
     pill = add_read_with_a_pill(client, ledger)
     codes = []
     for _ in range(10):
         done = subprocess.run(
-            [sys.executable, "-P", "-c", KILLED_COLLECTOR, redis_url, str(data_dir)], capture_output=True, timeout=60
+            [sys.executable, "-P", "-c", KILLED_COLLECTOR, redis_url, str(data_dir), consumer],
+            capture_output=True,
+            timeout=60,
         )
         codes.append(done.returncode)
         if done.returncode == 0:
