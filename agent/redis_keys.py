@@ -28,6 +28,11 @@ class RedisKeys:
         """Stream of batches that could not be decoded or stored, with the reason."""
         return f"{self.prefix}:dead"
 
+    @property
+    def store(self) -> str:
+        """String ``store-id host:path``: the one store this prefix's collectors write into (expires unless renewed)."""
+        return f"{self.prefix}:store"
+
     def watermarks(self, run: str) -> str:
         """Hash: field ``rank/incarnation`` -> highest contiguous seq the store has committed."""
         return f"{self.prefix}:wm:{{{run}}}"

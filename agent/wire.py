@@ -17,8 +17,10 @@ msgpack ``bin``. Unknown keys are ignored, so newer agents can add fields within
 
 from __future__ import annotations
 
+import math
 import sys
 from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,9 +28,14 @@ import msgpack
 
 from .errors import WireFormatError
 from .identity import RUN_ID_PATTERN
+from .values import MAX_NAME_LENGTH
 
 VERSION = 1
 MAX_BATCH_BYTES = 1 << 20
+MAX_VALUE_DEPTH = 32  # nesting of params, tags and run metadata values (maps and lists)
+MAX_INCARNATION_CHARS = 64
+MAX_STATUS_CHARS = 64
+MAX_INT64 = 2**63 - 1  # ranks and seqs are stored as SQLite integers
 _BIG_ENDIAN = sys.byteorder == "big"
 
 
@@ -97,20 +104,37 @@ def pack_batch(batch: Batch) -> bytes:
 
 
 def unpack_batch(data: bytes) -> Batch:
-    """Parse and validate one batch; raises WireFormatError(reason) for anything malformed."""
+    """Parse and validate one batch; raises WireFormatError(reason) for anything malformed.
+
+    Bytes from the stream are untrusted: lengths, nesting depth and every id field are bounded
+    here, so nothing downstream (the store's JSON, a reason's text) recurses or grows without
+    limit, and no other exception type escapes.
+    """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise WireFormatError(f"expected bytes, got {type(data).__name__}")
     if len(data) > MAX_BATCH_BYTES:
         raise WireFormatError(f"batch of {len(data)} bytes exceeds the {MAX_BATCH_BYTES}-byte limit")
     try:
-        body = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
+        body = msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=True,
+            use_list=True,
+            max_str_len=MAX_BATCH_BYTES,
+            max_bin_len=MAX_BATCH_BYTES,
+            max_array_len=MAX_BATCH_BYTES,
+            max_map_len=MAX_BATCH_BYTES,
+            max_ext_len=0,  # the agent never sends extension types
+        )
+    except msgpack.StackError as e:
+        raise WireFormatError("not msgpack (nested deeper than the decoder's stack)") from e
     except Exception as e:  # msgpack raises several unrelated types for bad input
-        raise WireFormatError(f"not msgpack ({type(e).__name__}: {e})") from e
+        raise WireFormatError(f"not msgpack ({type(e).__name__}: {str(e)[:200]})") from e
     if not isinstance(body, dict):
-        raise WireFormatError(f"top level is {type(body).__name__}, not a map")
+        raise WireFormatError(f"top level is {_describe(body)}, not a map")
     version = body.get("v")
-    if version != VERSION:
-        raise WireFormatError(f"unknown wire version {version!r} (this build reads version {VERSION})")
+    if type(version) is not int or version != VERSION:
+        raise WireFormatError(f"unknown wire version {_describe(version)} (this build reads version {VERSION})")
     return Batch(
         id=_batch_id(body.get("id")),
         metrics=[_chunk(c) for c in _list(body.get("m", []), "m")],
@@ -119,6 +143,18 @@ def unpack_batch(data: bytes) -> Batch:
         status=[_status(s) for s in _list(body.get("s", []), "s")],
         meta=_map(body.get("r", {}), "r"),
     )
+
+
+def _describe(value: Any) -> str:
+    """A short, non-recursive description of an untrusted value, for error messages."""
+    if value is None or type(value) in (bool, int, float):
+        return repr(value)
+    if isinstance(value, str):
+        shown = repr(value[:40])
+        return shown if len(value) <= 40 else f"{shown}... ({len(value)} characters)"
+    if isinstance(value, (list, dict, bytes)):
+        return f"a {type(value).__name__} of {len(value)} items"
+    return f"a {type(value).__name__}"
 
 
 # Strings already validated (run ids, incarnations, metric names): a collector sees the same few
@@ -138,16 +174,16 @@ def _batch_id(raw: Any) -> BatchId:
     if not (isinstance(raw, list) and len(raw) == 4):
         raise WireFormatError("id must be [run, rank, incarnation, seq]")
     run, rank, inc, seq = raw
-    if type(rank) is not int or rank < 0:
-        raise WireFormatError(f"bad rank {rank!r}")
-    if type(seq) is not int or seq < 0:
-        raise WireFormatError(f"bad seq {seq!r}")
+    if type(rank) is not int or not 0 <= rank <= MAX_INT64:
+        raise WireFormatError(f"bad rank {_describe(rank)}")
+    if type(seq) is not int or not 0 <= seq <= MAX_INT64:
+        raise WireFormatError(f"bad seq {_describe(seq)}")
     if type(run) is str and type(inc) is str and (run, inc) in _valid_ids:
         return BatchId(run, rank, inc, seq)
-    if not (isinstance(run, str) and RUN_ID_PATTERN.match(run)):
-        raise WireFormatError(f"bad run id {run!r}")
-    if not (isinstance(inc, str) and 0 < len(inc) <= 64 and inc.isprintable()):
-        raise WireFormatError(f"bad incarnation {inc!r}")
+    if not (type(run) is str and RUN_ID_PATTERN.fullmatch(run)):
+        raise WireFormatError(f"bad run id {_describe(run)}")
+    if not _printable(inc, MAX_INCARNATION_CHARS):
+        raise WireFormatError(f"bad incarnation {_describe(inc)}")
     _remember(_valid_ids, (run, inc))
     return BatchId(run, rank, inc, seq)
 
@@ -157,8 +193,8 @@ def _chunk(raw: Any) -> MetricChunk:
         raise WireFormatError("a metric chunk must be [key, steps, values, times]")
     key, steps, values, times = raw
     if type(key) is not str or key not in _valid_keys:
-        if not (isinstance(key, str) and 0 < len(key) <= 250 and key.isprintable()):
-            raise WireFormatError(f"bad metric name {str(key)[:80]!r}")
+        if not _printable(key, MAX_NAME_LENGTH):
+            raise WireFormatError(f"bad metric name {_describe(key)}")
         _remember(_valid_keys, key)
     if not (isinstance(steps, bytes) and isinstance(values, bytes) and isinstance(times, bytes)):
         raise WireFormatError(f"metric {key!r}: columns must be bin")
@@ -171,9 +207,18 @@ def _chunk(raw: Any) -> MetricChunk:
 
 
 def _status(raw: Any) -> tuple[str, float]:
-    if not (isinstance(raw, list) and len(raw) == 2 and isinstance(raw[0], str) and isinstance(raw[1], (int, float))):
-        raise WireFormatError(f"a status change must be [status, time], got {raw!r:.80}")
-    return raw[0], float(raw[1])
+    if not (isinstance(raw, list) and len(raw) == 2):
+        raise WireFormatError(f"a status change must be [status, time], got {_describe(raw)}")
+    status, at = raw
+    if not _printable(status, MAX_STATUS_CHARS):
+        raise WireFormatError(f"bad status {_describe(status)}")
+    if type(at) not in (int, float) or not math.isfinite(at):
+        raise WireFormatError(f"bad status time {_describe(at)}")
+    return status, float(at)
+
+
+def _printable(value: Any, limit: int) -> bool:
+    return type(value) is str and 0 < len(value) <= limit and value.isprintable()
 
 
 def _list(raw: Any, name: str) -> list[Any]:
@@ -183,6 +228,28 @@ def _list(raw: Any, name: str) -> list[Any]:
 
 
 def _map(raw: Any, name: str) -> dict[str, Any]:
+    """A params/tags/meta map: string keys at every level, nested at most MAX_VALUE_DEPTH deep."""
     if not isinstance(raw, dict):
         raise WireFormatError(f"{name} must be a map, not {type(raw).__name__}")
+    if not raw:  # most batches carry no params, tags or metadata
+        return raw
+    # iterative, so a hostile depth costs a bounded loop rather than a RecursionError
+    todo: list[tuple[Any, int]] = [(raw, 1)]
+    while todo:
+        value, depth = todo.pop()
+        children: Iterable[Any]
+        if isinstance(value, dict):
+            for key in value:
+                if type(key) is not str:
+                    raise WireFormatError(f"{name}: map keys must be strings, not {_describe(key)}")
+            children = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth >= MAX_VALUE_DEPTH:
+                    raise WireFormatError(f"{name}: values nest deeper than {MAX_VALUE_DEPTH} levels")
+                todo.append((child, depth + 1))
     return raw

@@ -2,16 +2,17 @@
 
 Delivery is at-least-once from Redis; the store's batch-id ledger makes it exactly-once in
 effect. Entries are acknowledged only after their transaction commits. A collector that died
-leaves its entries pending; a sibling reclaims them with XAUTOCLAIM once they have been idle
-``claim_idle`` seconds. Undecodable or unstorable batches go to the dead-letter stream with the
-reason, and the collector keeps going. The stream is trimmed only below what every consumer
-group has acknowledged.
+leaves its entries pending; a sibling reclaims them once they have been idle ``claim_idle``
+seconds (see redelivery: an entry delivered ``max_deliveries`` times is a poison pill). A batch
+whose decoding or storing raises anything goes to the dead-letter stream with the reason, the
+rest of its read is stored, and the collector keeps going; only a store that cannot write at all
+holds ingest back (and dead-letters nothing). Maintenance trims the stream below what every
+group has acknowledged and removes consumers that died with nothing pending (see upkeep).
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,10 +21,13 @@ from typing import Any
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
 
-from aquarium.agent.errors import WireFormatError
 from aquarium.agent.redis_keys import BATCH_FIELD, DEAD_REASON_FIELD, DEAD_SOURCE_FIELD, RedisKeys
 from aquarium.agent.wire import Batch, unpack_batch
 
+from . import redelivery, upkeep
+from .failures import StoreUnavailableError, raise_if_store_down, reason_of
+from .redelivery import Entry
+from .registration import StoreRegistration
 from .settings import CollectorSettings
 from .store import IngestResult, Store, conflict_reason
 
@@ -43,7 +47,9 @@ class CollectorStats:
     dead_letters: int = 0
     points: int = 0
     claimed: int = 0
+    poison: int = 0
     trimmed: int = 0
+    consumers_removed: int = 0
     compacted: int = 0
     spool_batches: int = 0
     redis_errors: int = 0
@@ -59,6 +65,9 @@ class Collector:
         self._owns_store = store is None
         self.store = store or Store(self.settings.data_dir, read_only=False)
         self.redis = redis.Redis.from_url(self.settings.redis_url, socket_timeout=5.0, socket_connect_timeout=2.0)
+        self.registration = StoreRegistration(
+            self.redis, self.keys, self.store.store_id, self.store.data_dir, self.settings.store_claim_ttl
+        )
         self.stats = CollectorStats()
         self._stop = threading.Event()
         self._backoff = ExponentialWithJitterBackoff(base=0.1, cap=5.0)
@@ -66,6 +75,7 @@ class Collector:
         self._group_ready = False
         self._own_pending_done = False
         self._next_maintenance = 0.0
+        self._unfinished: list[Entry] = []  # read, not stored: the store could not write
 
     # -- running -------------------------------------------------------------------------------
     def run(self, burst: bool = False) -> CollectorStats:
@@ -83,6 +93,10 @@ class Collector:
                 self._redis_failed(e)
                 if burst and self._failures > 50:
                     raise
+            except StoreUnavailableError as e:
+                if burst:
+                    raise
+                self._store_failed(e)
             self._maintenance()
         return self.stats
 
@@ -90,19 +104,26 @@ class Collector:
         self._stop.set()
 
     def close(self) -> None:
+        try:
+            self.registration.release()
+        except redis.RedisError:
+            pass  # unreachable: the registration expires by itself
         self.redis.close()
         if self._owns_store:
             self.store.close()
 
     def step(self, block: bool = True) -> int:
         """One read -> commit -> ack cycle; returns how many stream entries it handled."""
+        if self._unfinished:
+            entries, self._unfinished = self._unfinished, []
+            return self.handle(entries)
         self._ensure_group()
         if not self._own_pending_done:
-            # entries this consumer name read before a crash and never acknowledged
-            handled = self.handle(self._read("0", block=False))
+            # entries this consumer name read before a crash (or a lost XACK) and never acknowledged
+            handled = self._take_over(self.consumer, idle_ms=0)
+            self._own_pending_done = True
             if handled:
                 return handled
-            self._own_pending_done = True
         return self.handle(self._read(">", block))
 
     def _read(self, start_id: str, block: bool) -> list[tuple[bytes, dict[bytes, bytes]]]:
@@ -127,8 +148,13 @@ class Collector:
         self.stats.reads += 1
         return reply[0][1] if reply else []
 
-    def handle(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> int:
-        """Decode, store in one transaction, dead-letter the bad ones, then XACK everything."""
+    def handle(self, entries: list[Entry]) -> int:
+        """Decode, store in one transaction, dead-letter the bad ones, then XACK everything.
+
+        Whatever decoding or storing one batch raises sends that batch to the dead letters; the
+        rest of the read is stored. Only a store that cannot write at all stops this (raising
+        StoreUnavailableError, with the entries kept for the next step).
+        """
         if not entries:
             return 0
         good: list[tuple[bytes, bytes, Batch]] = []
@@ -140,11 +166,19 @@ class Collector:
                 continue
             try:
                 good.append((entry_id, data, unpack_batch(data)))
-            except WireFormatError as e:
-                dead.append((entry_id, data, e.reason))
-        result = self._store(good, dead)
+            except Exception as e:  # WireFormatError, or a decoder bug: either way this entry's fault
+                dead.append((entry_id, data, reason_of(e)))
+        try:
+            result = self._store(good, dead)
+        except StoreUnavailableError:
+            self._unfinished = entries
+            raise
         conflicted = {id(batch) for batch in result.conflicts}
         dead.extend((eid, data, conflict_reason(b)) for eid, data, b in good if id(b) in conflicted)
+        self._acknowledge(entries, dead, result)
+        return len(entries)
+
+    def _acknowledge(self, entries: list[Entry], dead: list[tuple[bytes, bytes, str]], result: IngestResult) -> None:
         pipe = self.redis.pipeline(transaction=False)
         for entry_id, data, reason in dead:
             log.warning("dead letter %s: %s", entry_id.decode(), reason)
@@ -163,22 +197,26 @@ class Collector:
         self.stats.points += result.points
         self.stats.dead_letters += len(dead)
         self.stats.gaps.update(result.gaps)
-        return len(entries)
 
     def _store(self, good: list[tuple[bytes, bytes, Batch]], dead: list[tuple[bytes, bytes, str]]) -> IngestResult:
-        """All good batches in one transaction; if that fails on data, find the culprit(s)."""
+        """All good batches in one transaction; if that fails, each alone, dead-lettering the ones that fail."""
         if not good:
             return IngestResult()
         try:
             return self.store.ingest(batch for _, _, batch in good)
-        except (sqlite3.IntegrityError, ValueError, TypeError, OverflowError) as e:
-            log.warning("a read of %d batches failed to store (%s); storing them one by one", len(good), e)
+        except Exception as e:
+            raise_if_store_down(self.store, e)
+            if len(good) == 1:
+                dead.append((good[0][0], good[0][1], f"store rejected the batch: {reason_of(e)}"))
+                return IngestResult()
+            log.warning("a read of %d batches failed to store (%s); storing them one by one", len(good), reason_of(e))
         result = IngestResult()
         for entry_id, data, batch in good:
             try:
                 result.merge(self.store.ingest([batch]))
-            except (sqlite3.IntegrityError, ValueError, TypeError, OverflowError) as e:
-                dead.append((entry_id, data, f"store rejected the batch: {e}"))
+            except Exception as e:
+                raise_if_store_down(self.store, e)
+                dead.append((entry_id, data, f"store rejected the batch: {reason_of(e)}"))
         return result
 
     def _queue_watermarks(self, pipe: Any, result: IngestResult) -> None:
@@ -200,6 +238,7 @@ class Collector:
     def _ensure_group(self) -> None:
         if self._group_ready:
             return
+        self.registration.claim()  # before reading anything: a store that is not ours must not get it
         try:
             self.redis.xgroup_create(self.keys.stream, self.keys.group, id="0", mkstream=True)
             log.info("created consumer group %s on %s", self.keys.group, self.keys.stream)
@@ -211,49 +250,56 @@ class Collector:
     def _claim(self) -> int:
         """Take over entries other collectors read but never acknowledged (they died)."""
         self._ensure_group()
-        handled, cursor = 0, "0-0"
-        idle_ms = int(self.settings.claim_idle * 1000)
+        try:
+            return self._take_over(None, idle_ms=int(self.settings.claim_idle * 1000))
+        except redis.ResponseError as e:
+            if not _group_lost(e):
+                raise
+            self._recreate_group(e)  # a new group has nothing pending to claim
+            return 0
+
+    def _take_over(self, owner: str | None, idle_ms: int) -> int:
+        """Claim and handle pending entries of ``owner`` (None: every other consumer), see redelivery."""
+        handled, after = 0, None
         while True:
-            try:
-                reply = self.redis.xautoclaim(
-                    self.keys.stream,
-                    self.keys.group,
-                    self.consumer,
-                    idle_ms,
-                    start_id=cursor,
-                    count=self.settings.read_count,
-                )
-            except redis.ResponseError as e:
-                if not _group_lost(e):
-                    raise
-                self._recreate_group(e)  # a new group has nothing pending to claim
+            page = redelivery.pending_page(
+                self.redis, self.keys, after=after, count=self.settings.read_count, consumer=owner, idle_ms=idle_ms
+            )
+            if not page:
                 return handled
-            cursor, entries = reply[0], reply[1]
-            entries = [(eid, fields) for eid, fields in entries if fields is not None]
-            if entries:
-                log.info("claimed %d pending entries idle for %.0fs+", len(entries), self.settings.claim_idle)
-                self.stats.claimed += len(entries)
+            after = page[-1].entry_id
+            theirs = [p for p in page if owner is not None or p.consumer != self.consumer.encode()]
+            plan = redelivery.plan(theirs, self.settings.max_deliveries)
+            handled += self._dead_letter_poison(plan.poison, idle_ms)
+            pieces = [plan.together] + [[entry_id] for entry_id in plan.alone]
+            for piece in pieces:
+                entries = redelivery.claim(self.redis, self.keys, self.consumer, idle_ms, piece)
+                if owner is None and entries:
+                    log.info("claimed %d pending entries idle for %.0fs+", len(entries), idle_ms / 1000)
+                    self.stats.claimed += len(entries)
                 handled += self.handle(entries)
-            if cursor in (b"0-0", "0-0"):
+            if len(page) < self.settings.read_count:
                 return handled
 
+    def _dead_letter_poison(self, poison: list[redelivery.PendingEntry], idle_ms: int) -> int:
+        deliveries = {p.entry_id: p.deliveries for p in poison}
+        entries = redelivery.claim(self.redis, self.keys, self.consumer, idle_ms, list(deliveries))
+        dead = [
+            (
+                entry_id,
+                fields.get(BATCH_FIELD.encode(), b""),
+                f"delivered {deliveries[entry_id]} times and never acknowledged: "
+                "handling it may crash the collector (poison pill)",
+            )
+            for entry_id, fields in entries
+        ]
+        if entries:
+            self.stats.poison += len(entries)
+            self._acknowledge(entries, dead, IngestResult())
+        return len(entries)
+
     def _trim(self) -> None:
-        """XTRIM MINID below the oldest entry any group still needs (pending or undelivered)."""
-        try:
-            groups = self.redis.xinfo_groups(self.keys.stream)
-        except redis.ResponseError:
-            return
-        floor: tuple[int, int] | None = None
-        for group in groups:
-            if group["pending"]:
-                summary = self.redis.xpending(self.keys.stream, group["name"])
-                candidate = _parse_id(summary["min"])
-            else:
-                ms, seq = _parse_id(group["last-delivered-id"])
-                candidate = (ms, seq + 1)
-            floor = candidate if floor is None or candidate < floor else floor
-        if floor is not None and floor > (0, 0):
-            self.stats.trimmed += self.redis.xtrim(self.keys.stream, minid=f"{floor[0]}-{floor[1]}", approximate=False)
+        self.stats.trimmed += upkeep.trim(self.redis, self.keys)
 
     def _maintenance(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -261,14 +307,26 @@ class Collector:
             return
         self._next_maintenance = now + self.settings.maintenance_interval
         try:
+            self.registration.claim()  # renew
             if not force:
                 self._claim()
             self._trim()
+            idle_ms = int(self.settings.consumer_idle * 1000)
+            self.stats.consumers_removed += len(
+                upkeep.remove_idle_consumers(self.redis, self.keys, self.consumer, idle_ms)
+            )
         except REDIS_ERRORS as e:
             self._redis_failed(e)
-        self.stats.compacted += self.store.compact()
-        if self.settings.ingest_spool and not force:
-            self.ingest_spool(include_live=False)
+        except StoreUnavailableError as e:
+            self._store_failed(e)
+        try:  # housekeeping that fails is retried next time; it never stops ingest
+            self.stats.compacted += self.store.compact()
+            if self.settings.ingest_spool and not force:
+                self.ingest_spool(include_live=False)
+        except Exception as e:
+            if self.stats.last_error != reason_of(e):
+                log.warning("maintenance failed (%s); retrying later", reason_of(e))
+            self.stats.last_error = reason_of(e)
 
     def ingest_spool(self, include_live: bool = True) -> None:
         """Ingest spool files under the data dir (offline runs, what agents spooled at finish)."""
@@ -289,6 +347,13 @@ class Collector:
             except REDIS_ERRORS as e:
                 self._redis_failed(e)
 
+    def _store_failed(self, error: StoreUnavailableError) -> None:
+        self._failures += 1
+        if self.stats.last_error != str(error):
+            log.error("%s; retrying the same %d entries", error, len(self._unfinished))
+        self.stats.last_error = str(error)
+        self._stop.wait(self._backoff.compute(self._failures))
+
     def _redis_failed(self, error: Exception) -> None:
         self.stats.redis_errors += 1
         self._failures += 1
@@ -303,9 +368,3 @@ class Collector:
 def _group_lost(error: redis.ResponseError) -> bool:
     """NOGROUP: the group is gone; UNBLOCKED: the stream was deleted under a blocked read."""
     return str(error).startswith(("NOGROUP", "UNBLOCKED"))
-
-
-def _parse_id(entry_id: bytes | str) -> tuple[int, int]:
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)

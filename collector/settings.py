@@ -20,6 +20,9 @@ class CollectorSettings:
     read_count: int = 1000
     block_ms: int = 100
     claim_idle: float = 10.0
+    max_deliveries: int = 5  # an entry delivered this often and never acknowledged is a poison pill
+    consumer_idle: float = 3600.0  # a consumer idle this long with nothing pending is a dead collector
+    store_claim_ttl: float = 30.0  # how long a crashed collector's store keeps the prefix
     maintenance_interval: float = 1.0
     ingest_spool: bool = True
 

@@ -178,6 +178,11 @@ class Store:
         )
         return -1 if row is None else int(row[0])
 
+    @property
+    def store_id(self) -> str:
+        """A uuid made with the store: which store a Redis prefix feeds (collector/registration.py)."""
+        return str(self._reader().execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()[0])
+
     def chunk_count(self, run_id: str, key: str, rank: int = 0) -> int:
         row = (
             self._reader()

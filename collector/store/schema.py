@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import uuid
 from pathlib import Path
 
 import sqlite_utils
@@ -152,6 +153,13 @@ class ReadOnlyStoreError(AquariumError):
     def __init__(self, path: Path, action: str) -> None:
         self.path, self.action = path, action
         super().__init__(f"the store at {path} is read-only: cannot {action}")
+
+
+@migrations()
+def m004_store_id(db: sqlite_utils.Database) -> None:
+    """A store knows which it is, so that one Redis prefix never feeds two stores."""
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO meta (key, value) VALUES ('store_id', ?)", [uuid.uuid4().hex])
 
 
 def connect(path: Path, *, writer: bool) -> sqlite3.Connection:

@@ -125,3 +125,91 @@ def test_a_metric_name_seen_before_is_still_not_a_valid_run_id() -> None:
         unpack_batch(body(id=["r", -1, "i", 0]))
     with pytest.raises(WireFormatError, match="bad metric name"):
         unpack_batch(body(m=[[["unhashable"], b"\0" * 8, b"\0" * 8, b"\0" * 8]]))
+
+
+def nested_list(depth: int) -> object:
+    value: object = 0
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def nested_map(depth: int) -> object:
+    value: object = 0
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+DEEP = 900  # under msgpack's own stack limit (1024): only our bound stands between it and a RecursionError
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"v": nested_list(DEEP)},
+        {"id": nested_list(DEEP)},
+        {"id": [nested_list(DEEP), 0, "i", 0]},
+        {"id": ["r", nested_list(DEEP), "i", 0]},
+        {"id": ["r", 0, nested_list(DEEP), 0]},
+        {"id": ["r", 0, "i", nested_map(DEEP)]},
+        {"m": [[nested_list(DEEP), b"\0" * 8, b"\0" * 8, b"\0" * 8]]},
+        {"m": [nested_list(DEEP)]},
+        {"m": nested_map(DEEP)},
+        {"s": [[nested_list(DEEP), 1.0]]},
+        {"s": [["running", nested_list(DEEP)]]},
+        {"s": [nested_map(DEEP)]},
+        {"p": {"lr": nested_list(DEEP)}},
+        {"p": nested_map(DEEP)},
+        {"t": {"tag": nested_map(DEEP)}},
+        {"r": {"git": nested_map(DEEP)}},
+        {"r": {"name": nested_list(DEEP)}},
+    ],
+    ids=lambda o: next(iter(o)),
+)
+def test_a_small_deeply_nested_batch_raises_wire_format_error_with_a_short_reason(overrides: dict[str, object]) -> None:
+    data = body(**overrides)
+    assert len(data) < 4096  # a few KB at most
+    with pytest.raises(WireFormatError) as info:
+        unpack_batch(data)
+    assert len(str(info.value)) < 300
+
+
+def test_values_nest_up_to_the_limit_and_no_deeper() -> None:
+    from aquarium.agent.wire import MAX_VALUE_DEPTH
+
+    deepest = nested_list(MAX_VALUE_DEPTH - 1)  # inside the params map: MAX_VALUE_DEPTH levels in all
+    assert unpack_batch(body(p={"x": deepest})).params == {"x": deepest}
+    with pytest.raises(WireFormatError, match="nest deeper"):
+        unpack_batch(body(p={"x": [deepest]}))
+
+
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        ({"id": ["r\n", 0, "i", 0]}, "bad run id"),
+        ({"id": ["r", 2**63, "i", 0]}, "bad rank"),
+        ({"id": ["r", True, "i", 0]}, "bad rank"),
+        ({"id": ["r", 0, "i", 2**64 - 1]}, "bad seq"),
+        ({"id": ["r", 0, "i" * 65, 0]}, "bad incarnation"),
+        ({"id": ["r", 0, b"i", 0]}, "bad incarnation"),
+        ({"s": [["x" * 65, 1.0]]}, "bad status"),
+        ({"s": [["running", math.nan]]}, "bad status time"),
+        ({"s": [["running", "now"]]}, "bad status time"),
+        ({"p": {"a": {b"bytes-key": 1}}}, "keys must be strings"),
+        ({"v": "1"}, "unknown wire version"),
+        ({"v": 1.0}, "unknown wire version"),
+    ],
+)
+def test_id_and_status_fields_are_plain_bounded_values(overrides: dict[str, object], fragment: str) -> None:
+    with pytest.raises(WireFormatError) as info:
+        unpack_batch(body(**overrides))
+    assert fragment in info.value.reason
+
+
+def test_extension_types_and_lying_length_headers_are_wire_format_errors() -> None:
+    with pytest.raises(WireFormatError, match="not msgpack"):
+        unpack_batch(body(p={"x": msgpack.ExtType(5, b"abc")}))
+    for header in (b"\xdb\xff\xff\xff\xff", b"\xdd\xff\xff\xff\xff", b"\xdf\xff\xff\xff\xff", b"\xc6\xff\xff\xff\xff"):
+        with pytest.raises(WireFormatError, match="not msgpack"):
+            unpack_batch(header + b"\0" * 16)  # a str/array/map/bin claiming 4 GiB

@@ -46,7 +46,8 @@ def test_poison_goes_to_dead_letters_and_the_collector_keeps_going(
     oversized = msgpack.packb(
         {"v": 1, "id": ["poison", 0, "inc-a", 51], "pad": b"\0" * MAX_BATCH_BYTES}, use_bin_type=True
     )
-    unstorable = make_batch("poison", 0, [0], rank=2**63)  # valid on the wire, too large for SQLite
+    unstorable = make_batch("poison", 4, [0])
+    unstorable.meta = {"world_size": 2**64 - 1}  # valid on the wire, too large for SQLite
     with CollectorThread(redis_url, data_dir) as running:
         add(client, ledger, "poison", 0)
         client.xadd(KEYS.stream, {"b": b"\xc1 not msgpack"})
@@ -175,3 +176,42 @@ def test_a_running_collector_survives_losing_its_group_again_and_again(
             )
             assert running.alive
         ledger.check(running.collector.store)
+
+
+def consumer_names(r: redis.Redis) -> set[str]:
+    return {c["name"].decode() for c in r.xinfo_consumers(KEYS.stream, KEYS.group)}
+
+
+def test_dead_consumers_with_nothing_pending_leave_the_group(
+    client: redis.Redis, redis_url: str, data_dir: Path
+) -> None:
+    ledger = Ledger()
+    client.xadd(KEYS.stream, {"note": b"handled by gone-clean"})
+    for seq in range(2):
+        add(client, ledger, "idle", seq)
+    client.xgroup_create(KEYS.stream, KEYS.group, id="0")
+    [(_, [(acked, _)])] = client.xreadgroup(KEYS.group, "gone-clean", {KEYS.stream: ">"}, count=1)
+    client.xack(KEYS.stream, KEYS.group, acked)  # died with nothing pending
+    client.xreadgroup(KEYS.group, "gone-holding", {KEYS.stream: ">"}, count=1)  # died holding one entry
+
+    burst(redis_url, data_dir, consumer="me", claim_idle=3600.0)  # none of them idle for an hour yet
+    assert consumer_names(client) == {"gone-clean", "gone-holding", "me"}
+
+    collector = burst(redis_url, data_dir, consumer="me", claim_idle=3600.0, consumer_idle=0.0)
+    assert consumer_names(client) == {"gone-holding", "me"}  # its entry must stay claimable
+    assert collector.stats.consumers_removed == 1 and pending(client) == 1
+
+    burst(redis_url, data_dir, consumer="rescuer", claim_idle=0.0, consumer_idle=0.0)
+    assert consumer_names(client) == {"rescuer"} and pending(client) == 0
+    with Store(data_dir) as store:
+        ledger.check(store)
+
+
+def test_a_consumer_that_read_since_the_look_keeps_its_entries(client: redis.Redis) -> None:
+    from aquarium.collector.upkeep import remove_consumer_if_nothing_pending
+
+    client.xadd(KEYS.stream, {"b": b"x"})
+    client.xgroup_create(KEYS.stream, KEYS.group, id="0")
+    client.xreadgroup(KEYS.group, "busy", {KEYS.stream: ">"})
+    assert not remove_consumer_if_nothing_pending(client, KEYS, "busy")
+    assert consumer_names(client) == {"busy"} and pending(client) == 1
