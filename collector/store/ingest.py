@@ -126,20 +126,8 @@ def _apply_events(conn: sqlite3.Connection, batch: Batch, precedence: tuple[int,
         if fields:
             assignments = ", ".join(f"{name} = ?" for name in fields)
             conn.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*fields.values(), run_id))
-    # a param or tag set twice keeps the value logged last (precedence), whatever arrived last
-    order, seq = precedence
-    for table, items in (
-        ("params", [(run_id, str(k), json.dumps(v, default=str), order, seq) for k, v in batch.params.items()]),
-        ("tags", [(run_id, str(k), str(v), order, seq) for k, v in batch.tags.items()]),
-    ):
-        if items:
-            conn.executemany(
-                f"""INSERT INTO {table} (run_id, key, value, set_order, set_seq) VALUES (?, ?, ?, ?, ?)
-                    ON CONFLICT (run_id, key) DO UPDATE SET
-                        value = excluded.value, set_order = excluded.set_order, set_seq = excluded.set_seq
-                    WHERE (excluded.set_order, excluded.set_seq) >= ({table}.set_order, {table}.set_seq)""",
-                items,
-            )
+    if batch.params or batch.tags:
+        _set_params_and_tags(conn, batch, precedence)
     for status, at in batch.status:
         conn.execute(
             "INSERT INTO status_history (run_id, rank, status, at) VALUES (?, ?, ?, ?)",
@@ -153,6 +141,23 @@ def _apply_events(conn: sqlite3.Connection, batch: Batch, precedence: tuple[int,
                         WHERE id = ? AND (? = 0 OR status_at = 0) AND ? >= coalesce(status_at, 0)""",
             (status, at, status, at, run_id, batch.id.rank, at),
         )
+
+
+def _set_params_and_tags(conn: sqlite3.Connection, batch: Batch, precedence: tuple[int, int]) -> None:
+    """A param or tag set twice keeps the value logged last (precedence), whatever arrived last."""
+    run_id, (order, seq) = batch.id.run, precedence
+    for table, items in (
+        ("params", [(run_id, str(k), json.dumps(v, default=str), order, seq) for k, v in batch.params.items()]),
+        ("tags", [(run_id, str(k), str(v), order, seq) for k, v in batch.tags.items()]),
+    ):
+        if items:
+            conn.executemany(
+                f"""INSERT INTO {table} (run_id, key, value, set_order, set_seq) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (run_id, key) DO UPDATE SET
+                        value = excluded.value, set_order = excluded.set_order, set_seq = excluded.set_seq
+                    WHERE (excluded.set_order, excluded.set_seq) >= ({table}.set_order, {table}.set_seq)""",
+                items,
+            )
 
 
 def _store_metrics(
