@@ -80,7 +80,7 @@ def _ingest_incarnation(
     if found.fresh:
         _ensure_run(conn, run_id, now)
         for batch in found.fresh:
-            _apply_events(conn, batch, now)
+            _apply_events(conn, batch, (inc.order, batch.id.seq), now)
         result.points += _store_metrics(conn, run_id, rank, inc, found.fresh)
         result.stored += len(found.fresh)
         result.runs.add(run_id)
@@ -104,7 +104,7 @@ def _experiment_id(conn: sqlite3.Connection, name: str, now: float) -> int:
     return int(conn.execute("SELECT id FROM experiments WHERE name = ?", (name,)).fetchone()[0])
 
 
-def _apply_events(conn: sqlite3.Connection, batch: Batch, now: float) -> None:
+def _apply_events(conn: sqlite3.Connection, batch: Batch, precedence: tuple[int, int], now: float) -> None:
     run_id = batch.id.run
     meta = batch.meta
     if meta:
@@ -127,16 +127,8 @@ def _apply_events(conn: sqlite3.Connection, batch: Batch, now: float) -> None:
         if fields:
             assignments = ", ".join(f"{name} = ?" for name in fields)
             conn.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*fields.values(), run_id))
-    if batch.params:
-        conn.executemany(
-            "INSERT OR REPLACE INTO params (run_id, key, value) VALUES (?, ?, ?)",
-            [(run_id, str(k), json.dumps(v, default=str)) for k, v in batch.params.items()],
-        )
-    if batch.tags:
-        conn.executemany(
-            "INSERT OR REPLACE INTO tags (run_id, key, value) VALUES (?, ?, ?)",
-            [(run_id, str(k), str(v)) for k, v in batch.tags.items()],
-        )
+    if batch.params or batch.tags:
+        _set_params_and_tags(conn, batch, precedence)
     for status, at in batch.status:
         conn.execute(
             "INSERT INTO status_history (run_id, rank, status, at) VALUES (?, ?, ?, ?)",
@@ -148,6 +140,23 @@ def _apply_events(conn: sqlite3.Connection, batch: Batch, now: float) -> None:
                         WHERE id = ? AND (? = 0 OR status_at = 0) AND ? >= coalesce(status_at, 0)""",
             (status, at, at if status in TERMINAL_STATUSES else None, run_id, batch.id.rank, at),
         )
+
+
+def _set_params_and_tags(conn: sqlite3.Connection, batch: Batch, precedence: tuple[int, int]) -> None:
+    """A param or tag set twice keeps the value logged last (precedence), whatever arrived last."""
+    run_id, (order, seq) = batch.id.run, precedence
+    for table, items in (
+        ("params", [(run_id, str(k), json.dumps(v, default=str), order, seq) for k, v in batch.params.items()]),
+        ("tags", [(run_id, str(k), str(v), order, seq) for k, v in batch.tags.items()]),
+    ):
+        if items:
+            conn.executemany(
+                f"""INSERT INTO {table} (run_id, key, value, set_order, set_seq) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (run_id, key) DO UPDATE SET
+                        value = excluded.value, set_order = excluded.set_order, set_seq = excluded.set_seq
+                    WHERE (excluded.set_order, excluded.set_seq) >= ({table}.set_order, {table}.set_seq)""",
+                items,
+            )
 
 
 def _store_metrics(

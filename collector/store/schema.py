@@ -146,6 +146,15 @@ def m002_digests_seen_order_exact_summaries(db: sqlite_utils.Database) -> None:
         summary.save(conn, s)
 
 
+@migrations()
+def m003_param_and_tag_precedence(db: sqlite_utils.Database) -> None:
+    """Which batch (incarnation seen order, seq) set each param and tag: existing values count
+    as set before any new batch."""
+    for table in ("params", "tags"):
+        db.execute(f"ALTER TABLE {table} ADD COLUMN set_order INTEGER NOT NULL DEFAULT 0")
+        db.execute(f"ALTER TABLE {table} ADD COLUMN set_seq INTEGER NOT NULL DEFAULT -1")
+
+
 class ReadOnlyStoreError(AquariumError):
     """Raised when a store on a read-only data dir (a colleague's results, a read-only mount) is
     asked to change, or cannot be read as it is."""

@@ -221,3 +221,12 @@ def test_opening_a_store_ingests_nothing_until_asked(data_dir: Path) -> None:
         assert store.list_runs() == [] and spool_files(data_dir / "spool")
         assert store.ingest_spool().stored == 1
         assert [r["id"] for r in store.list_runs()] == ["offline"] and not spool_files(data_dir / "spool")
+
+
+def test_a_param_or_tag_set_twice_keeps_the_value_logged_last_whatever_arrives_last(store: Store) -> None:
+    store.ingest([make_batch(1, [], [], params={"lr": 0.1}, tags={"stage": "fine-tune"})])
+    store.ingest([make_batch(0, [], [], params={"lr": 1.0, "layers": 4}, tags={"stage": "pretrain"})])  # late
+    run = store.get_run("r1")
+    assert run["params"] == {"layers": 4, "lr": 0.1} and run["tags"] == {"stage": "fine-tune"}
+    store.ingest([make_batch(0, [], [], inc="inc-restarted", params={"lr": 0.5})])  # a later incarnation
+    assert store.get_run("r1")["params"]["lr"] == 0.5

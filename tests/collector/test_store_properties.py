@@ -1,4 +1,5 @@
-"""Any permutation or duplication of a set of batches yields the same store: series and summaries.
+"""Any permutation or duplication of a set of batches yields the same store: series, summaries,
+params and tags.
 
 Incarnations are ordered by when the store first saw them, so the arrival order decides that
 order: the expected store is the one built from the same batches in one transaction, sorted by
@@ -45,7 +46,9 @@ def batch_sets(draw: st.DrawFn) -> list[Batch]:
                             key, array("q", steps).tobytes(), array("d", values).tobytes(), array("d", times).tobytes()
                         )
                     )
-                batches.append(Batch(BatchId("r1", rank, name, seq), chunks))
+                params = draw(st.dictionaries(st.sampled_from(["lr", "depth"]), st.integers(0, 3), max_size=2))
+                tags = draw(st.dictionaries(st.sampled_from(["stage"]), st.sampled_from(["a", "b"]), max_size=1))
+                batches.append(Batch(BatchId("r1", rank, name, seq), chunks, params=params, tags=tags))
     return batches
 
 
@@ -74,7 +77,14 @@ def snapshot(store: Store) -> dict[str, Any]:
                   max_value, max_step FROM series ORDER BY key, rank"""
     )
     incarnations = [{k: v for k, v in i.items() if k != "seen_order"} for i in run["incarnations"]]
-    return {"series": series, "summaries": summaries, "per_rank": per_rank.fetchall(), "incarnations": incarnations}
+    return {
+        "series": series,
+        "summaries": summaries,
+        "per_rank": per_rank.fetchall(),
+        "incarnations": incarnations,
+        "params": run["params"],
+        "tags": run["tags"],
+    }
 
 
 def _columns(series: Any) -> tuple[Any, Any, Any]:
@@ -108,5 +118,4 @@ def test_any_arrival_of_the_same_batches_yields_the_same_store(data: st.DataObje
                 if i in compact_after:
                     arrived.compact(everything=True)
             expected.ingest(sorted(batches, key=lambda b: (first_sight[(b.id.rank, b.id.incarnation)], b.id.seq)))
-            if any(b.metrics for b in batches):
-                assert snapshot(arrived) == snapshot(expected)
+            assert snapshot(arrived) == snapshot(expected)
