@@ -33,12 +33,12 @@ def trim(r: redis.Redis, keys: RedisKeys) -> int:
         return 0
     floor: tuple[int, int] | None = None
     for group in groups:
+        ms, seq = _parse_id(group["last-delivered-id"])
+        candidate = (ms, seq + 1)  # everything delivered up to here is acked, unless something is pending
         if group["pending"]:
             summary: Any = r.xpending(keys.stream, group["name"])
-            candidate = _parse_id(summary["min"])
-        else:
-            ms, seq = _parse_id(group["last-delivered-id"])
-            candidate = (ms, seq + 1)
+            if summary["min"] is not None:  # None: a sibling acked the last ones since XINFO
+                candidate = min(candidate, _parse_id(summary["min"]))
         floor = candidate if floor is None or candidate < floor else floor
     if floor is None or floor <= (0, 0):
         return 0

@@ -117,6 +117,26 @@ def test_trimming_never_removes_what_a_group_has_not_acked(client: redis.Redis, 
         ledger.check(store)
 
 
+def test_trimming_survives_a_sibling_acking_between_xinfo_and_xpending(client: redis.Redis) -> None:
+    """XINFO GROUPS says an entry is pending, a sibling acks it, XPENDING then has no minimum."""
+    from aquarium.collector import upkeep
+
+    ids = [client.xadd(KEYS.stream, {"b": b"x"}) for _ in range(4)]
+    client.xgroup_create(KEYS.stream, KEYS.group, id="0")
+    client.xreadgroup(KEYS.group, "sibling", {KEYS.stream: ">"}, count=3)
+    stale = client.xinfo_groups(KEYS.stream)  # pending: 3, as this collector sees it
+    client.xack(KEYS.stream, KEYS.group, *ids[:3])  # ... and then the sibling acks them
+
+    class StaleInfo(redis.Redis):
+        def xinfo_groups(self, name):  # type: ignore[no-untyped-def,override]
+            return stale
+
+    raced = StaleInfo(connection_pool=client.connection_pool)
+    assert stale[0]["pending"] == 3 and client.xpending(KEYS.stream, KEYS.group)["min"] is None
+    assert upkeep.trim(raced, KEYS) == 3  # trimmed below the last delivered entry, no crash
+    assert [eid for eid, _ in client.xrange(KEYS.stream)] == ids[3:]
+
+
 def test_out_of_order_seqs_hold_the_watermark_and_show_the_gap(
     client: redis.Redis, redis_url: str, data_dir: Path
 ) -> None:
