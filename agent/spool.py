@@ -72,13 +72,19 @@ class SpoolWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._file: BinaryIO = open(path, "ab", buffering=0)
-        fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         head = MAGIC + frame(msgpack.packb(header.as_dict()))
         self.header_end = len(head)
-        self.size = self.synced_size = os.fstat(self._file.fileno()).st_size
-        if self.size == 0:
-            self.append_raw(head)
-            self.flush()
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self.size = self.synced_size = os.fstat(self._file.fileno()).st_size
+            if self.size == 0:
+                self.append_raw(head)
+                self.flush()
+        except OSError:
+            if os.fstat(self._file.fileno()).st_size == 0:  # a full disk: leave no headless file
+                path.unlink(missing_ok=True)
+            self._file.close()
+            raise
 
     def append(self, payload: bytes) -> int:
         """Write one record; returns the file offset just past it."""
