@@ -88,12 +88,18 @@ class Segments:
 
         Raises OSError (nothing of the record stays in the file then).
         """
+        self.append_many([held], replay)
+
+    def append_many(self, batches: list[Held], replay: bool) -> None:
+        """Write ``batches`` with one system call: all of them, or (raising OSError) none."""
+        if not batches:
+            return
         segment = self._open_segment()
         assert segment.writer is not None
         all_sent = not segment.unsent
-        segment.size = segment.writer.append(held.data)
-        segment.max_seq = max(segment.max_seq, held.seq)
-        segment.unsynced.append(held)
+        segment.size = segment.writer.append_many([held.data for held in batches])
+        segment.max_seq = max(segment.max_seq, *(held.seq for held in batches))
+        segment.unsynced.extend(batches)
         if not replay and all_sent:  # else it is replayed with the unsent records before it: a harmless repeat
             segment.sent_offset = segment.size
 

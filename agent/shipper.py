@@ -41,6 +41,9 @@ REPLAY_CHUNK_RECORDS = 256
 REPLAY_CHUNKS_PER_CYCLE = 16
 RUN_ID_CHECK_SECONDS = 1.0
 IDLE_POLL_SECONDS = 1.0
+# A queue this long is cut at once, without waiting for the interval: it keeps each cut (the
+# time the training thread waits for the GIL) short, and the shipper ahead of a fast loop.
+CUT_AT_ONCE_ENTRIES = 16_384
 
 
 @dataclass
@@ -53,10 +56,16 @@ class ShipperStats:
     batches_spooled: int = 0
     batches_replayed: int = 0
     batches_resent: int = 0
-    dropped_points: int = 0
+    # Two counters, each written by one side only: a `+=` from two threads can lose counts.
+    dropped_in_shipper: int = 0  # by the shipper thread
+    dropped_at_queue: int = 0  # by logging threads, under the run's overflow lock
     redis_errors: int = 0
     committed_seq: int = -1
     last_error: str = ""
+
+    @property
+    def dropped_points(self) -> int:
+        return self.dropped_in_shipper + self.dropped_at_queue
 
 
 @dataclass
@@ -146,7 +155,8 @@ class Shipper:
         if self._settings.mode == "online":
             self._guard("adopt", self._segments.adopt_orphans)
         while True:
-            self._wake.wait(self._settings.flush_interval)
+            if len(self.points) < CUT_AT_ONCE_ENTRIES:
+                self._wake.wait(self._settings.flush_interval)
             self._wake.clear()
             closing = self._closing
             with self._flushed:
@@ -189,7 +199,7 @@ class Shipper:
     # -- memory and spool ----------------------------------------------------------------------
     def _drop(self, points: int, cause: str, error: Exception | None) -> None:
         """Count points that are lost for good: never silently."""
-        self.stats.dropped_points += points
+        self.stats.dropped_in_shipper += points
         if error is not None:
             self._note_error(cause, error)
         if points:
@@ -197,29 +207,35 @@ class Shipper:
 
     def _park(self, batches: list[Held]) -> None:
         """New batches to the spool; in memory (within the bound) if the disk fails; else dropped."""
-        for held in batches:
-            if self._to_spool(held):
+        if self._to_spool(batches):
+            self.stats.batches_spooled += len(batches)
+            return
+        for held in batches:  # one by one: the disk may take some of them
+            if self._to_spool([held]):
                 self.stats.batches_spooled += 1
             elif self._outbox.bytes + len(held.data) <= self._settings.max_memory_bytes:
                 self._outbox.hold(held)
             else:
                 self._drop(held.points, "spool", None)
 
-    def _to_spool(self, held: Held) -> bool:
+    def _to_spool(self, batches: list[Held]) -> bool:
+        """Append in one write; ``batches`` share one delivery state."""
         try:
-            self._segments.append(held, replay=not held.sent)
+            self._segments.append_many(batches, replay=not (batches and batches[0].sent))
         except OSError as e:
             self._note_error("spool", e)
             return False
         return True
 
     def _spill(self, batches: list[Held]) -> None:
-        """Move held batches to the spool; one the disk refuses stays in memory."""
-        for held in batches:
-            if not self._to_spool(held):
+        """Move held batches to the spool; those the disk refuses stay in memory."""
+        for sent in (True, False):
+            group = [held for held in batches if held.sent is sent]
+            if group and not self._to_spool(group):
                 return
-            self._outbox.release(held)
-            self.stats.batches_spooled += not held.sent
+            for held in group:
+                self._outbox.release(held)
+            self.stats.batches_spooled += 0 if sent else len(group)
 
     def _spill_over_bound(self) -> None:
         over = []
