@@ -27,7 +27,7 @@ from typing import Any
 from . import batcher
 from .cutter import Cutter
 from .identity import Identity
-from .link import Link, Reply
+from .link import Link, LinkState, Reply
 from .outbox import Held, Outbox
 from .redis_keys import RedisKeys
 from .segments import Segments
@@ -333,31 +333,22 @@ class Shipper:
         collector is there to wait for (bounded by ``commit_wait``). Checks the server first, so
         batches a restarted Redis lost are resent before the wait.
         """
-        reply = self._link.connect()
-        if reply is not None:
-            self._heard(reply)
-            reply = self._round_trip([], "watermark", check=True)
-        if reply is None:
-            return False
-        self._heard(reply)
-        return self._collector_seen or self._link.has_readers(self._keys.stream)
+        for _ in range(2):  # a connection a flaky link just cut: one more, fresh
+            self._link.retry_now()
+            reply = self._link.connect()
+            if reply is not None:
+                self._heard(reply)
+                reply = self._round_trip([], "watermark", check=True)
+            if reply is not None:
+                self._heard(reply)
+                return self._collector_seen or self._link.has_readers(self._keys.stream)
+        return False
 
     def _shutdown(self) -> None:
         """Wait briefly for a live collector's commit, then make the rest durable in the spool."""
         wait = self._commit_wait
         if self._settings.mode == "online" and wait > 0 and self._collector_expected():
-            deadline = time.monotonic() + wait
-            while (self._outbox or self._segments) and time.monotonic() < deadline:
-                reply = self._link.connect()
-                if reply is None:
-                    break
-                self._exchange(reply, catch_up=True)
-                if self._outbox.unsent() or self._segments.replay_pending:
-                    continue
-                time.sleep(0.01)
-                reply = self._round_trip([], "watermark")
-                if reply is not None:
-                    self._heard(reply)
+            self._wait_for_commit(time.monotonic() + wait)
         self._spill(list(self._outbox))
         for held in self._segments.close():
             self._outbox.hold(held)
@@ -365,3 +356,28 @@ class Shipper:
             if not held.sent:  # one that reached Redis may still reach the store: not counted
                 self._drop(held.points, "spool at finish", None)
         self._link.close()
+
+    def _wait_for_commit(self, deadline: float) -> None:
+        """Replay and poll until everything is committed or the deadline; a link that fails is
+        retried at once as long as each connection still moved something (a flaky link), and
+        given up when one moved nothing (Redis is gone)."""
+        while (self._outbox or self._segments) and time.monotonic() < deadline:
+            before = self._progress()
+            reply = self._link.connect()
+            if reply is not None:
+                self._exchange(reply, catch_up=True)
+            if self._link.state is not LinkState.UP:
+                if self._progress() == before:
+                    return
+                self._link.retry_now()
+                continue
+            if self._outbox.unsent() or self._segments.replay_pending:
+                continue
+            time.sleep(0.01)
+            reply = self._round_trip([], "watermark")
+            if reply is not None:
+                self._heard(reply)
+
+    def _progress(self) -> tuple[int, int, int]:
+        stats = self.stats
+        return stats.batches_sent, stats.batches_replayed, stats.committed_seq
