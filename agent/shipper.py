@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import batcher
+from .backlog import Backlog
 from .cutter import Cutter
 from .identity import Identity
 from .link import Link, LinkState, Reply
-from .outbox import Held, Outbox
+from .outbox import Outbox
 from .redis_keys import RedisKeys
 from .segments import Segments
 from .settings import AgentSettings
@@ -96,6 +97,7 @@ class Shipper:
         self._cutter = Cutter(self.points, self.other_threads, self.events, ident, meta, self.stats, self._drop)
         self._outbox = Outbox()
         self._segments = Segments(settings.spool_dir, ident, SEGMENT_BYTES)
+        self._backlog = Backlog(self._outbox, self._segments, settings.max_memory_bytes, self.stats, self._drop)
         self._link = Link(settings.redis_url, settings.socket_timeout, RUN_ID_CHECK_SECONDS, self._link_failed)
         self._collector_seen = False
         self._last_poll = 0.0
@@ -186,15 +188,15 @@ class Shipper:
         online = self._settings.mode == "online"
         reply = self._link.connect() if online else None
         if reply is None or self._segments.replay_pending or self._settings.durable:
-            self._park(fresh)  # older batches wait in the spool (seq order), or the link is down
-            self._settle()
+            self._backlog.park(fresh)  # older batches wait in the spool (seq order), or the link is down
+            self._backlog.settle()
         else:
             for held in fresh:
                 self._outbox.hold(held)
         if reply is not None:
             self._exchange(reply, catch_up)
-        self._spill_over_bound()
-        self._settle()
+        self._backlog.spill_over_bound()
+        self._backlog.settle()
 
     # -- memory and spool ----------------------------------------------------------------------
     def _drop(self, points: int, cause: str, error: Exception | None) -> None:
@@ -204,53 +206,6 @@ class Shipper:
             self._note_error(cause, error)
         if points:
             log.error("run %s: %d points dropped (%s)", self._ident.run_id, points, cause)
-
-    def _park(self, batches: list[Held]) -> None:
-        """New batches to the spool; in memory (within the bound) if the disk fails; else dropped."""
-        if self._to_spool(batches):
-            self.stats.batches_spooled += len(batches)
-            return
-        for held in batches:  # one by one: the disk may take some of them
-            if self._to_spool([held]):
-                self.stats.batches_spooled += 1
-            elif self._outbox.bytes + len(held.data) <= self._settings.max_memory_bytes:
-                self._outbox.hold(held)
-            else:
-                self._drop(held.points, "spool", None)
-
-    def _to_spool(self, batches: list[Held]) -> bool:
-        """Append in one write; ``batches`` share one delivery state."""
-        try:
-            self._segments.append_many(batches, replay=not (batches and batches[0].sent))
-        except OSError as e:
-            self._note_error("spool", e)
-            return False
-        return True
-
-    def _spill(self, batches: list[Held]) -> None:
-        """Move held batches to the spool; those the disk refuses stay in memory."""
-        for sent in (True, False):
-            group = [held for held in batches if held.sent is sent]
-            if group and not self._to_spool(group):
-                return
-            for held in group:
-                self._outbox.release(held)
-            self.stats.batches_spooled += 0 if sent else len(group)
-
-    def _spill_over_bound(self) -> None:
-        over = []
-        size = self._outbox.bytes
-        for held in self._outbox:
-            if size <= self._settings.max_memory_bytes:
-                break
-            over.append(held)
-            size -= len(held.data)
-        self._spill(over)
-
-    def _settle(self) -> None:
-        """fsync the spool; what a failed fsync cut off goes back to memory."""
-        for held in self._segments.sync():
-            self._outbox.hold(held)
 
     # -- the link ------------------------------------------------------------------------------
     def _exchange(self, reply: Reply, catch_up: bool) -> None:
@@ -310,7 +265,7 @@ class Shipper:
         self.stats.redis_errors += 1
         self._note_error(cause, error)
         self.stats.batches_resent += self._outbox.rewind()
-        self._spill(self._outbox.unsent())
+        self._backlog.spill(self._outbox.unsent())
 
     def _note_error(self, cause: str, error: Exception) -> None:
         self.stats.last_error = f"{cause}: {error}"
@@ -349,12 +304,7 @@ class Shipper:
         wait = self._commit_wait
         if self._settings.mode == "online" and wait > 0 and self._collector_expected():
             self._wait_for_commit(time.monotonic() + wait)
-        self._spill(list(self._outbox))
-        for held in self._segments.close():
-            self._outbox.hold(held)
-        for held in self._outbox:  # neither committed nor in the spool
-            if not held.sent:  # one that reached Redis may still reach the store: not counted
-                self._drop(held.points, "spool at finish", None)
+        self._backlog.close()
         self._link.close()
 
     def _wait_for_commit(self, deadline: float) -> None:
