@@ -1,12 +1,14 @@
 """The shipper thread: moves what the training thread queued to Redis, or to the disk spool.
 
-Its state lives in three parts, each owning one concern: the ``Outbox`` (batches in memory until
-the collector's commit watermark covers them: an XADD reply is not a durable ack), the
-``Segments`` (spool files: append, replay cursor, rewind, drop) and the ``Link`` (the Redis
-connection: backoff, round trips, and restart detection that it reports, never acts on). Every
-``flush_interval`` the loop makes one decision: cut new batches; put them in the outbox if the
-link is up and nothing older waits in the spool, else in the spool; then let the link move what
-waits, in small round trips. A restart the link reports rewinds both outbox and spool (the
+Its state lives in parts that each own one concern: the ``Cutter`` (queues to packed batches,
+contiguous seqs), the ``Outbox`` (batches in memory until the collector's commit watermark
+covers them: an XADD reply is not a durable ack), the ``Segments`` (spool files: append, replay
+cursor, rewind, drop), the ``Backlog`` (which of the two a batch waits in, and what is dropped)
+and the ``Link`` (the Redis connection: backoff, round trips, and restart detection that it
+reports, never acts on). Every ``flush_interval`` (at once while the queue is long) the loop
+makes one decision: cut new batches; put them in the outbox if the link is up and nothing older
+waits in the spool (and the run is not ``durable``), else in the spool; then let the link move
+what waits, in small round trips. A restart the link reports rewinds both outbox and spool (the
 collector's batch-id ledger absorbs the repeats).
 
 Nothing is lost silently: a batch is dropped only when it never reached Redis and neither the
@@ -29,7 +31,7 @@ from .backlog import Backlog
 from .cutter import Cutter
 from .identity import Identity
 from .link import Link, LinkState, Reply
-from .outbox import Outbox
+from .outbox import Held, Outbox
 from .redis_keys import RedisKeys
 from .segments import Segments
 from .settings import AgentSettings
@@ -40,6 +42,7 @@ SEGMENT_BYTES = 64 << 20
 REPLAY_CHUNK_BYTES = 1 << 20  # a replay round trip: small, so a flaky link still makes progress
 REPLAY_CHUNK_RECORDS = 256
 REPLAY_CHUNKS_PER_CYCLE = 16
+SEND_CHUNK_BYTES = 4 << 20  # a send round trip (a resend after a restart may hold 64 MiB)
 RUN_ID_CHECK_SECONDS = 1.0
 IDLE_POLL_SECONDS = 1.0
 # A queue this long is cut at once, without waiting for the interval: it keeps each cut (the
@@ -211,13 +214,13 @@ class Shipper:
     def _exchange(self, reply: Reply, catch_up: bool) -> None:
         """Send what waits in memory, then replay the spool in small round trips."""
         self._heard(reply)
-        unsent = self._outbox.unsent()
-        if unsent or self._watermark_due():
-            reply_or_none = self._round_trip([h.data for h in unsent], "xadd")
+        sends = _in_round_trips(self._outbox.unsent(), SEND_CHUNK_BYTES)
+        for batches in sends or ([[]] if self._watermark_due() else []):
+            reply_or_none = self._round_trip([h.data for h in batches], "xadd")
             if reply_or_none is None:
                 return
-            self._outbox.mark_sent(unsent)
-            self.stats.batches_sent += len(unsent)
+            self._outbox.mark_sent(batches)
+            self.stats.batches_sent += len(batches)
             self._heard(reply_or_none)
         rounds = 0
         while self._segments.replay_pending and (catch_up or rounds < REPLAY_CHUNKS_PER_CYCLE):
@@ -331,3 +334,16 @@ class Shipper:
     def _progress(self) -> tuple[int, int, int]:
         stats = self.stats
         return stats.batches_sent, stats.batches_replayed, stats.committed_seq
+
+
+def _in_round_trips(batches: list[Held], max_bytes: int) -> list[list[Held]]:
+    """``batches`` in groups of at most ``max_bytes`` (at least one batch a group)."""
+    groups: list[list[Held]] = []
+    size = max_bytes
+    for held in batches:
+        if size + len(held.data) > max_bytes:
+            groups.append([])
+            size = 0
+        groups[-1].append(held)
+        size += len(held.data)
+    return groups

@@ -15,6 +15,7 @@ from aquarium.agent.link import Link, LinkState
 from aquarium.agent.outbox import Delivery, Held, Outbox
 from aquarium.agent.redis_keys import RedisKeys
 from aquarium.agent.segments import Segments
+from aquarium.agent.shipper import _in_round_trips
 from aquarium.agent.spool import SpoolHeader, SpoolWriter, read_spool, segment_path
 from aquarium.agent.wire import pack_batch
 
@@ -49,6 +50,14 @@ def test_outbox_puts_a_returning_batch_back_in_seq_order() -> None:
     box.hold(held(1))  # came back from a failed fsync
     assert [h.seq for h in box] == [0, 1, 2, 3]
     assert box.bytes == sum(len(h.data) for h in box)
+
+
+def test_sends_are_split_into_round_trips_of_bounded_size() -> None:
+    batches = [Held(seq, b"x" * 400, 1) for seq in range(5)]
+    groups = _in_round_trips(batches, max_bytes=1000)
+    assert [[h.seq for h in group] for group in groups] == [[0, 1], [2, 3], [4]]
+    assert _in_round_trips([Held(0, b"x" * 5000, 1)], max_bytes=1000)[0][0].seq == 0  # never empty
+    assert _in_round_trips([], max_bytes=1000) == []
 
 
 # -- segments ----------------------------------------------------------------------------------
