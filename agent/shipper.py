@@ -186,11 +186,14 @@ class Shipper:
             self._note_error(cause, e)
 
     def _cycle(self, catch_up: bool) -> None:
-        """One decision: where the new batches go, then what the link moves."""
+        """One decision: where the new batches go, then what the link moves. Only a flush or
+        finish (``catch_up``) waits for a connection attempt; while one runs in the background,
+        new batches wait in memory (within the bound), and go to the spool if it fails."""
         fresh = self._cutter.cut()
         online = self._settings.mode == "online"
-        reply = self._link.connect() if online else None
-        if reply is None or self._segments.replay_pending or self._settings.durable:
+        reply = self._link.connect(wait=catch_up) if online else None
+        connecting = reply is None and self._link.state is LinkState.CONNECTING
+        if (reply is None and not connecting) or self._segments.replay_pending or self._settings.durable:
             self._backlog.park(fresh)  # older batches wait in the spool (seq order), or the link is down
             self._backlog.settle()
         else:
@@ -293,7 +296,7 @@ class Shipper:
         """
         for _ in range(2):  # a connection a flaky link just cut: one more, fresh
             self._link.retry_now()
-            reply = self._link.connect()
+            reply = self._link.connect(wait=True)
             if reply is not None:
                 self._heard(reply)
                 reply = self._round_trip([], "watermark", check=True)
@@ -316,7 +319,7 @@ class Shipper:
         given up when one moved nothing (Redis is gone)."""
         while (self._outbox or self._segments) and time.monotonic() < deadline:
             before = self._progress()
-            reply = self._link.connect()
+            reply = self._link.connect(wait=True)
             if reply is not None:
                 self._exchange(reply, catch_up=True)
             if self._link.state is not LinkState.UP:

@@ -47,7 +47,7 @@ def worker(spec: dict[str, Any]) -> None:
         run_id=spec["run_id"],
         redis_url=spec["redis_url"],
         data_dir=spec["data_dir"],
-        durable=spec["case"] == "durable",
+        **({"durable": True} if spec["case"] == "durable" else {}),
         commit_wait=30.0,
         finish_timeout=120.0,
     )

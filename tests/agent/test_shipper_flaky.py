@@ -100,11 +100,11 @@ def test_a_large_spool_replays_through_a_link_that_resets_every_few_mib(
 
 def test_any_success_resets_the_backoff(fresh_redis: FaultyRedis) -> None:
     link = Link(fresh_redis.url, 1.0, 3600.0, lambda cause, e: None)
-    assert link.connect() is not None
+    assert link.connect(wait=True) is not None
     fresh_redis.kill()
     assert link.exchange([b"x"], "s", "wm", [], "xadd") is None and link.failures == 1
     fresh_redis.start()
     link.retry_now()
-    assert link.connect() is not None and link.failures == 0
+    assert link.connect(wait=True) is not None and link.failures == 0
     assert link.exchange([b"x"], "s", "wm", [], "replay") is not None and link.failures == 0
     link.close()

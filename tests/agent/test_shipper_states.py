@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 from ledger import make_batch
+from servers import FaultyRedis
 
 from aquarium.agent.identity import Identity
 from aquarium.agent.link import Link, LinkState
@@ -154,18 +155,18 @@ def test_link_backs_off_after_a_failure_and_retries_at_once_when_told() -> None:
     failures: list[str] = []
     link = Link(refused_url(), 0.5, 1.0, lambda cause, e: failures.append(cause))
     assert link.state is LinkState.DOWN
-    assert link.connect() is None and failures == ["connect"] and link.failures == 1
+    assert link.connect(wait=True) is None and failures == ["connect"] and link.failures == 1
     assert link.state is LinkState.BACKING_OFF
-    assert link.connect() is None and failures == ["connect"]  # no attempt while backing off
+    assert link.connect(wait=True) is None and failures == ["connect"]  # no attempt while backing off
     link.retry_now()
-    assert link.connect() is None and link.failures == 2
+    assert link.connect(wait=True) is None and link.failures == 2
 
 
 def test_link_success_resets_the_backoff_and_a_new_server_is_reported(redis_url: str) -> None:
     failures: list[str] = []
     link = Link(redis_url, 1.0, 3600.0, lambda cause, e: failures.append(cause))
     link.failures = 5  # as after a flaky stretch
-    first = link.connect()
+    first = link.connect(wait=True)
     assert first is not None and not first.restarted and link.state is LinkState.UP and link.failures == 0
     client = redis.Redis.from_url(redis_url)
     client.hset(KEYS.watermarks("states"), "0/inc-b", 7)
@@ -177,3 +178,18 @@ def test_link_success_resets_the_backoff_and_a_new_server_is_reported(redis_url:
     assert reply is not None and reply.restarted
     link.close()
     assert failures == []
+
+
+def test_a_frozen_redis_never_holds_the_caller_while_the_link_probes(fresh_redis: FaultyRedis) -> None:
+    """The probe runs in the background: connect() returns at once, CONNECTING, while Redis
+    cannot answer (a 30 s socket timeout: the probe cannot have given up yet)."""
+    link = Link(fresh_redis.url, 30.0, 3600.0, lambda cause, e: None)
+    fresh_redis.pause()
+    try:
+        assert link.connect() is None and link.state is LinkState.CONNECTING
+        assert link.connect() is None and link.state is LinkState.CONNECTING  # the same probe
+    finally:
+        fresh_redis.resume()
+    reply = link.connect(wait=True)
+    assert reply is not None and link.state is LinkState.UP
+    link.close()
