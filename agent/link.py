@@ -100,6 +100,7 @@ class Link:
         self._checked_at = 0.0
         self._backoff = ExponentialWithJitterBackoff(base=0.05, cap=5.0)
         self.failures = 0  # consecutive: reset by any success
+        self.last_failure = ""  # the cause of the last failure: "connect", or a round trip's
         self._retry_at = 0.0
 
     @property
@@ -203,6 +204,7 @@ class Link:
 
     def _failed(self, cause: str, error: Exception) -> None:
         self.failures += 1
+        self.last_failure = cause
         self._retry_at = time.monotonic() + self._backoff.compute(self.failures)
         self._on_failure(cause, error)
         self.close()

@@ -294,15 +294,18 @@ class Shipper:
         collector is there to wait for (bounded by ``commit_wait``). Checks the server first, so
         batches a restarted Redis lost are resent before the wait.
         """
-        for _ in range(2):  # a connection a flaky link just cut: one more, fresh
+        if self._link.last_failure != "connect":  # it was up a moment ago: try again now
             self._link.retry_now()
+        for _ in range(2):
             reply = self._link.connect(wait=True)
-            if reply is not None:
-                self._heard(reply)
-                reply = self._round_trip([], "watermark", check=True)
+            if reply is None:  # Redis is not there
+                return False
+            self._heard(reply)
+            reply = self._round_trip([], "watermark", check=True)
             if reply is not None:
                 self._heard(reply)
                 return self._collector_seen or self._link.has_readers(self._keys.stream)
+            self._link.retry_now()  # a connection a flaky link cut: one more, fresh
         return False
 
     def _shutdown(self) -> None:
