@@ -114,7 +114,8 @@ def test_a_failed_write_leaves_nothing_of_the_record(tmp_path: Path, monkeypatch
     segments = Segments(tmp_path, identity(), segment_bytes=1 << 20)
     segments.append(held(0), replay=True)
 
-    def half_then_full(self: SpoolWriter, data: bytes) -> None:
+    def half_then_full(self: SpoolWriter, parts: list[bytes]) -> None:
+        data = b"".join(parts)
         self._file.write(data[: len(data) // 2])
         raise OSError(errno.ENOSPC, "No space left on device")
 
@@ -193,3 +194,27 @@ def test_a_frozen_redis_never_holds_the_caller_while_the_link_probes(fresh_redis
     reply = link.connect(wait=True)
     assert reply is not None and link.state is LinkState.UP
     link.close()
+
+
+def test_short_writes_continue_where_they_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from aquarium.agent import spool
+
+    real_writev = os.writev
+
+    def at_most_1000_bytes(fd: int, buffers: list[memoryview]) -> int:
+        budget, parts = 1000, []
+        for buffer in buffers:
+            parts.append(buffer[:budget])
+            budget -= len(parts[-1])
+            if not budget:
+                break
+        return real_writev(fd, parts)
+
+    monkeypatch.setattr(spool.os, "writev", at_most_1000_bytes)
+    segments = Segments(tmp_path, identity(), segment_bytes=1 << 20)
+    batches = [held(seq, points=300) for seq in range(4)]
+    segments.append_many(batches, replay=True)
+    assert segments.close() == []
+    assert read_spool(Path(segments.paths[0])).records == [h.data for h in batches]

@@ -160,7 +160,7 @@ def test_a_full_disk_drops_points_counted_and_reported(data_dir: Path, monkeypat
 
     from aquarium.agent import spool as spool_module
 
-    def disk_full(self: object, data: bytes) -> None:
+    def disk_full(self: object, parts: list[bytes]) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     run = aq.init(experiment="disk", mode="offline", data_dir=data_dir)
