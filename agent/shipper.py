@@ -23,7 +23,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import batcher
@@ -35,6 +34,9 @@ from .outbox import Held, Outbox
 from .redis_keys import RedisKeys
 from .segments import Segments
 from .settings import AgentSettings
+from .stats import FinishReport, ShipperStats
+
+__all__ = ["FinishReport", "Shipper", "ShipperStats"]
 
 log = logging.getLogger("aquarium.agent.shipper")
 
@@ -48,41 +50,6 @@ IDLE_POLL_SECONDS = 1.0
 # A queue this long is cut at once, without waiting for the interval: it keeps each cut (the
 # time the training thread waits for the GIL) short, and the shipper ahead of a fast loop.
 CUT_AT_ONCE_ENTRIES = 16_384
-
-
-@dataclass
-class ShipperStats:
-    """Counters a user can read (``run.stats``) and that ``finish()`` reports."""
-
-    points: int = 0
-    batches: int = 0
-    batches_sent: int = 0
-    batches_spooled: int = 0
-    batches_replayed: int = 0
-    batches_resent: int = 0
-    # Two counters, each written by one side only: a `+=` from two threads can lose counts.
-    dropped_in_shipper: int = 0  # by the shipper thread
-    dropped_at_queue: int = 0  # by logging threads, under the run's overflow lock
-    redis_errors: int = 0
-    committed_seq: int = -1
-    last_error: str = ""
-
-    @property
-    def dropped_points(self) -> int:
-        return self.dropped_in_shipper + self.dropped_at_queue
-
-
-@dataclass
-class FinishReport:
-    """What finish() achieved: everything is either committed, in Redis, or in a spool file."""
-
-    points: int
-    batches: int
-    committed_seq: int
-    last_seq: int
-    spooled_files: list[str] = field(default_factory=list)
-    dropped_points: int = 0
-    timed_out: bool = False
 
 
 class Shipper:
