@@ -94,6 +94,13 @@ def _non_negative_float(raw: str) -> float:
     return value
 
 
+def _flag(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ValueError("must be 1/true/yes/on or 0/false/no/off")
+    return value in ("1", "true", "yes", "on")
+
+
 def _mode(raw: str) -> str:
     if raw not in ("online", "offline"):
         raise ValueError("must be 'online' or 'offline'")
@@ -150,6 +157,13 @@ STREAM_PREFIX = EnvVar[str](
     "Prefix of every Redis key Aquarium uses (several installs can share one Redis).",
 )
 
+DURABLE = EnvVar[bool](
+    "AQUARIUM_DURABLE",
+    _flag,
+    False,
+    "Write (and fsync) every batch to the spool before shipping it: a killed process loses at most one flush.",
+)
+
 ALL = [
     REDIS_URL,
     DATA_DIR,
@@ -165,6 +179,7 @@ ALL = [
     FINISH_TIMEOUT,
     COMMIT_WAIT,
     STREAM_PREFIX,
+    DURABLE,
 ]
 
 # Set by launchers, read only when the argument and the AQUARIUM_* variable are not given.

@@ -83,6 +83,7 @@ class Run:
         self._queued = queue.key_set_ids
         # ~64 bytes a queued step (4 values): the shipper drains it every flush_interval
         self._queue_limit = max(settings.max_memory_bytes // 64, 10_000)
+        self._overflow_lock = threading.Lock()
         self._push_values, self._push_step = queue.values.extend, queue.steps.append
         self._push_time, self._push_key_set = queue.times.append, queue.key_set_ids.append
         self._event = self._shipper.events.append
@@ -157,14 +158,15 @@ class Run:
     def _overflow(self, points: int) -> None:
         """The shipper fell this far behind (a loop that only logs): count the drop, never block."""
         stats = self._shipper.stats
-        if not stats.dropped_points:
-            logger.warning(
-                "run %s: more than %d steps are waiting to be shipped; dropping new points "
-                "(counted in run.stats.dropped_points) until the shipper catches up",
-                self.id,
-                self._queue_limit,
-            )
-        stats.dropped_points += points
+        with self._overflow_lock:  # several logging threads may overflow at once
+            if not stats.dropped_at_queue:
+                logger.warning(
+                    "run %s: more than %d steps are waiting to be shipped; dropping new points "
+                    "(counted in run.stats.dropped_points) until the shipper catches up",
+                    self.id,
+                    self._queue_limit,
+                )
+            stats.dropped_at_queue += points
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Record hyperparameters; nested dicts become dotted names. Later values win.

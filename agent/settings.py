@@ -22,6 +22,7 @@ class AgentSettings:
     commit_wait: float = env.COMMIT_WAIT.default
     prefix: str = env.STREAM_PREFIX.default
     socket_timeout: float = 1.0
+    durable: bool = env.DURABLE.default
 
     @classmethod
     def from_env(cls, **explicit: Any) -> "AgentSettings":
@@ -46,4 +47,5 @@ class AgentSettings:
             commit_wait=env.COMMIT_WAIT.get(explicit.get("commit_wait")),
             prefix=env.STREAM_PREFIX.get(explicit.get("prefix")),
             socket_timeout=float(explicit.get("socket_timeout", 1.0)),
+            durable=env.DURABLE.get(explicit.get("durable")),
         )

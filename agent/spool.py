@@ -11,6 +11,7 @@ being written.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -54,38 +55,122 @@ class SpoolRead:
     torn_bytes: int = 0
 
 
+IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
+CRC_PIECE = 4096  # below the size (5 KiB) from which zlib releases the GIL
+
+
+def checksum(payload: bytes) -> int:
+    """CRC32 of ``payload``, computed in pieces small enough that zlib keeps the GIL.
+
+    Releasing the GIL for one large buffer costs the calling thread a whole switch interval
+    (5 ms) to get it back while the training thread logs: once per record, that stall, not the
+    CRC, limited how fast the shipper could spool.
+    """
+    view = memoryview(payload)
+    crc = 0
+    for start in range(0, len(view), CRC_PIECE):
+        crc = zlib.crc32(view[start : start + CRC_PIECE], crc)
+    return crc
+
+
 def frame(payload: bytes) -> bytes:
-    return FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+    return FRAME.pack(len(payload), checksum(payload)) + payload
 
 
 class SpoolWriter:
-    """Appends framed records to one spool file, holding its lock until closed."""
+    """Appends framed records to one spool file, holding its lock until closed.
+
+    Each record is one unbuffered write, so a reader (the replay) sees it at once. A failed
+    write or fsync (ENOSPC, EIO) truncates the file back to what was there before it (for
+    fsync: to what the last successful fsync made durable) and raises, so the caller knows
+    exactly which records the file does not hold.
+    """
 
     def __init__(self, path: Path, header: SpoolHeader) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._file: BinaryIO = open(path, "ab")
-        fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        if self._file.tell() == 0:
-            self._file.write(MAGIC + frame(msgpack.packb(header.as_dict())))
-        self.header_end = len(MAGIC) + FRAME.size + len(msgpack.packb(header.as_dict()))
-        self.size = self._file.tell()
+        self._file: BinaryIO = open(path, "ab", buffering=0)
+        head = MAGIC + frame(msgpack.packb(header.as_dict()))
+        self.header_end = len(head)
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self.size = self.synced_size = os.fstat(self._file.fileno()).st_size
+            if self.size == 0:
+                self.append_raw([head])
+                self.flush()
+        except OSError:
+            if os.fstat(self._file.fileno()).st_size == 0:  # a full disk: leave no headless file
+                path.unlink(missing_ok=True)
+            self._file.close()
+            raise
 
     def append(self, payload: bytes) -> int:
-        """Buffer one record; returns the file offset just past it."""
-        self._file.write(frame(payload))
-        self.size += FRAME.size + len(payload)
+        """Write one record; returns the file offset just past it."""
+        return self.append_many([payload])
+
+    def append_many(self, payloads: list[bytes]) -> int:
+        """Write records with one gathering system call (all or none); returns the offset past
+        the last. The payloads are not copied: each GIL release for a copy or a write costs the
+        shipper a switch interval while the training thread logs."""
+        parts: list[bytes] = []
+        for payload in payloads:
+            parts += (FRAME.pack(len(payload), checksum(payload)), payload)
+        return self.append_raw(parts)
+
+    def append_raw(self, parts: list[bytes]) -> int:
+        before = self.size
+        try:
+            self._write(parts)
+        except OSError:
+            self._truncate(before)
+            raise
+        self.size = before + sum(map(len, parts))
         return self.size
 
     def flush(self, fsync: bool = True) -> None:
-        self._file.flush()
-        if fsync:
-            os.fsync(self._file.fileno())
+        """Make what was appended durable (records are already visible to readers)."""
+        if not fsync or self.synced_size == self.size:
+            return
+        try:
+            self._sync()
+        except OSError:
+            self._truncate(self.synced_size)
+            raise
+        self.synced_size = self.size
 
     def close(self) -> None:
-        if not self._file.closed:
+        """fsync and release the lock; on a failed fsync the unsynced tail is cut off first."""
+        if self._file.closed:
+            return
+        try:
             self.flush()
+        finally:
             self._file.close()  # closing releases the flock
+
+    def _write(self, parts: list[bytes]) -> None:
+        """``parts`` in order, with ``writev`` (a short write continues where it stopped)."""
+        views = [memoryview(part) for part in parts if part]
+        fd = self._file.fileno()
+        while views:
+            written = os.writev(fd, views[:IOV_MAX])
+            if not written:
+                raise OSError(errno.EIO, "short write", str(self.path))
+            while views and written >= len(views[0]):
+                written -= len(views[0])
+                views.pop(0)
+            if written:
+                views[0] = views[0][written:]
+
+    def _sync(self) -> None:
+        os.fsync(self._file.fileno())
+
+    def _truncate(self, size: int) -> None:
+        try:
+            os.ftruncate(self._file.fileno(), size)
+        except OSError as e:  # the reader stops cleanly at a torn tail anyway
+            log.error("spool %s: could not cut a failed write back (%s)", self.path, e)
+        self.size = min(self.size, size)
+        self.synced_size = min(self.synced_size, size)
 
 
 def read_header(f: BinaryIO, path: Path) -> tuple[SpoolHeader, int]:
@@ -107,16 +192,19 @@ def read_header(f: BinaryIO, path: Path) -> tuple[SpoolHeader, int]:
     return header, f.tell()
 
 
-def read_spool(path: Path, start: int | None = None, max_bytes: int | None = None) -> SpoolRead:
+def read_spool(
+    path: Path, start: int | None = None, max_bytes: int | None = None, max_records: int | None = None
+) -> SpoolRead:
     """Read records from ``start`` (default: the first record) until the end, a torn record,
-    or roughly ``max_bytes`` of payload; corrupt records are skipped and counted in torn_bytes."""
+    roughly ``max_bytes`` of payload or ``max_records`` records; corrupt records are skipped
+    and counted in torn_bytes."""
     with open(path, "rb") as f:
         header, header_end = read_header(f, path)
         result = SpoolRead(header, end_offset=start if start is not None else header_end)
         f.seek(result.end_offset)
         size = os.fstat(f.fileno()).st_size
         budget = max_bytes if max_bytes is not None else size
-        while budget > 0:
+        while budget > 0 and (max_records is None or len(result.records) < max_records):
             head = f.read(FRAME.size)
             if not head:
                 break
@@ -130,7 +218,7 @@ def read_spool(path: Path, start: int | None = None, max_bytes: int | None = Non
                 result.torn_bytes += size - result.end_offset
                 break
             result.end_offset += FRAME.size + length
-            if zlib.crc32(payload) != crc:
+            if checksum(payload) != crc:
                 result.torn_bytes += FRAME.size + length
                 continue
             result.records.append(payload)

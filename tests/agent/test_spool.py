@@ -161,11 +161,11 @@ def test_a_full_disk_drops_points_counted_and_reported(data_dir: Path, monkeypat
 
     from aquarium.agent import spool as spool_module
 
-    def disk_full(self: object, payload: bytes) -> int:
+    def disk_full(self: object, parts: list[bytes]) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     run = aq.init(experiment="disk", mode="offline", data_dir=data_dir)
-    monkeypatch.setattr(spool_module.SpoolWriter, "append", disk_full)
+    monkeypatch.setattr(spool_module.SpoolWriter, "_write", disk_full)
     for step in range(500):
         run.log({"a": 1.0, "b": 2.0}, step=step)
     report = run.finish()

@@ -1,0 +1,40 @@
+"""What a run's shipper counts (``run.stats``) and what ``finish()`` reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ShipperStats:
+    """Counters a user can read (``run.stats``) and that ``finish()`` reports."""
+
+    points: int = 0
+    batches: int = 0
+    batches_sent: int = 0
+    batches_spooled: int = 0
+    batches_replayed: int = 0
+    batches_resent: int = 0
+    # Two counters, each written by one side only: a `+=` from two threads can lose counts.
+    dropped_in_shipper: int = 0  # by the shipper thread
+    dropped_at_queue: int = 0  # by logging threads, under the run's overflow lock
+    redis_errors: int = 0
+    committed_seq: int = -1
+    last_error: str = ""
+
+    @property
+    def dropped_points(self) -> int:
+        return self.dropped_in_shipper + self.dropped_at_queue
+
+
+@dataclass
+class FinishReport:
+    """What finish() achieved: everything is either committed, in Redis, or in a spool file."""
+
+    points: int
+    batches: int
+    committed_seq: int
+    last_seq: int
+    spooled_files: list[str] = field(default_factory=list)
+    dropped_points: int = 0
+    timed_out: bool = False

@@ -1,0 +1,129 @@
+"""Accepted = stored + reported dropped, whatever fails after the call site.
+
+Each test logs known points through a real redis-server into a real collector, injects one
+failure (a batch that cannot be packed, a full disk at write, fsync or close) and checks the
+store against the ledger and the agent's count of dropped points.
+"""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ledger import WAIT, CollectorThread, Ledger, make_batch, start_run, value_of
+from servers import FaultyRedis
+
+from aquarium.agent import cutter
+from aquarium.agent.spool import SpoolHeader, SpoolWriter, segment_path
+from aquarium.agent.wire import Batch, pack_batch
+from aquarium.collector import Store
+
+
+def stored_points(store: Store, run_id: str, key: str = "x") -> int:
+    return int(store.get_run(run_id)["metrics"].get(key, {}).get("count", 0))
+
+
+def disk_full(*args: Any) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_an_unexpected_packing_failure_counts_its_points_and_leaves_no_seq_gap(
+    redis_url: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_pack = cutter.pack_batch
+
+    def surrogate_in_seq_1(batch: Batch) -> bytes:
+        if batch.id.seq == 1 and batch.metrics:
+            raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+        return real_pack(batch)
+
+    monkeypatch.setattr(cutter, "pack_batch", surrogate_in_seq_1)
+    ledger = Ledger()
+    with CollectorThread(redis_url, data_dir, ingest_spool=False) as running:
+        run = start_run(redis_url, data_dir, "unpackable", flush_interval=3600.0)
+        lost = 0
+        for chunk in range(3):
+            for step in range(chunk * 100, chunk * 100 + 100):
+                if chunk == 1:
+                    run.log({"x": value_of(step, 0)}, step=step)  # accepted, then lost in packing
+                    lost += 1
+                else:
+                    ledger.log(run, step)
+            assert run.flush(timeout=WAIT)
+        # a step past int64 that reached the queue from another thread: counted, never silent
+        run._shipper.other_threads.append((2**63, 0.0, ("x",), (1.0,)))
+        lost += 1
+        for step in range(300, 400):
+            ledger.log(run, step)
+        report = run.finish(timeout=WAIT)
+        assert report.committed_seq == report.last_seq, report  # the failed batch left no gap
+        assert report.dropped_points == lost and report.points == 300 + lost
+        stored = stored_points(running.collector.store, "unpackable")
+        assert stored + report.dropped_points == 400 + 1
+        ledger.check(running.collector.store)
+    assert run.stats.last_error.startswith("pack") or "other-thread" in run.stats.last_error
+
+
+def test_a_full_disk_never_drops_what_reached_redis_nor_freezes_the_watermark(
+    redis_url: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tiny memory bound spills shipped batches to the spool; the disk refuses them all."""
+    monkeypatch.setattr(SpoolWriter, "_write", disk_full)
+    ledger = Ledger()
+    with CollectorThread(redis_url, data_dir, ingest_spool=False) as running:
+        run = start_run(redis_url, data_dir, "full-disk-online", max_memory_bytes=10_000)
+        for step in range(5000):
+            ledger.log(run, step)
+            if step % 1000 == 999:
+                assert run.flush(timeout=WAIT)
+        report = run.finish(timeout=WAIT)
+        assert report.dropped_points == 0 and report.committed_seq == report.last_seq, report
+        ledger.check(running.collector.store)
+
+
+def test_enospc_at_fsync_and_close_is_counted_exactly(
+    fresh_redis: FaultyRedis, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis is down, so everything goes to the spool; its fsync fails for the second half."""
+    fresh_redis.kill()
+    run = start_run(fresh_redis.url, data_dir, "full-disk-fsync", flush_interval=3600.0)
+    ledger = Ledger()
+    for step in range(1000):
+        ledger.log(run, step)
+    assert run.flush(timeout=WAIT)  # spooled and synced
+    monkeypatch.setattr(SpoolWriter, "_sync", disk_full)
+    for step in range(1000, 2000):
+        run.log({"x": value_of(step, 0)}, step=step)
+    assert run.flush(timeout=WAIT)  # fsync fails: kept in memory, nothing counted yet
+    assert run.stats.dropped_points == 0
+    report = run.finish(timeout=WAIT)  # close's fsync fails too: these are lost, and counted
+    assert report.dropped_points == 1000, report
+    monkeypatch.undo()
+    fresh_redis.start()
+    with CollectorThread(fresh_redis.url, data_dir) as running:  # ingests the spool as it starts
+        store = running.collector.store
+        assert stored_points(store, "full-disk-fsync") + report.dropped_points == 2000
+        ledger.check(store, allow_gaps=True)
+
+
+def test_a_requeued_process_replays_the_dead_incarnations_spool(redis_url: str, data_dir: Path) -> None:
+    """SLURM requeue: the same run id, a new incarnation; the dead one's spool file is free."""
+    ledger = Ledger()
+    orphan = segment_path(data_dir / "spool", "requeued", 0, "inc-a", 0)
+    dead = SpoolWriter(orphan, SpoolHeader("requeued", 0, "inc-a", 0.0))
+    for seq in range(5):
+        steps = list(range(seq * 10, seq * 10 + 10))
+        dead.append(pack_batch(make_batch("requeued", seq, steps, inc="inc-a")))
+        for step in steps:
+            ledger.record("requeued", "x", 0, step, value_of(step, 0))
+    dead.close()  # the process died: its lock is free
+    with CollectorThread(redis_url, data_dir, ingest_spool=False) as running:  # only the agent brings it
+        run = start_run(redis_url, data_dir, "requeued")
+        for step in range(50, 100):
+            ledger.log(run, step)
+        report = run.finish(timeout=WAIT)
+        assert report.committed_seq == report.last_seq and report.spooled_files == [], report
+        ledger.check(running.collector.store)
+    assert not orphan.exists()
