@@ -45,7 +45,8 @@ def test_a_sigkilled_durable_run_keeps_everything_flushed(fresh_redis: FaultyRed
         _, err = child.communicate()
     assert line.strip() == "flushed", err
     fresh_redis.kill()  # and Redis loses what it held in memory
-    with Store(data_dir) as store:  # picks up the dead process's spool files
+    with Store(data_dir) as store:
+        store.ingest_spool()  # picks up the dead process's spool files
         series = store.read_series("killed", "x")
     steps = series.steps.tolist()
     assert steps[:1000] == list(range(1000)) and len(steps) == len(set(steps))
