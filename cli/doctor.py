@@ -6,7 +6,6 @@ worth reading but does not: spooled files waiting, or entries no collector has r
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,18 +13,18 @@ from typing import Any
 
 import click
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from rich.markup import escape
 from rich.table import Table
 
 from aquarium.agent.redis_keys import RedisKeys
 from aquarium.agent.spool import is_locked, spool_files
 
-from .options import console, data_dir_option, redis_options
+from .activity import Activity, active_collectors
+from .data_dir import unwritable_reason
+from .options import console, data_dir_option, plural, print_table, redis_options
+from .redis_probe import connect
 
 MIN_REDIS = (6, 2)  # XAUTOCLAIM, which reclaims a dead collector's entries
-ACTIVE_IDLE_MS = 5000  # a collector blocks in XREADGROUP for 100 ms at a time: idle stays small
 
 
 @dataclass(frozen=True)
@@ -37,37 +36,6 @@ class Check:
     @property
     def mark(self) -> str:
         return {True: "✓", False: "✗", None: "!"}[self.ok]
-
-
-def connect(url: str, timeout: float = 1.0) -> redis.Redis:
-    """A client that fails fast (no retries): for probing, not for shipping."""
-    return redis.Redis.from_url(
-        url, socket_connect_timeout=timeout, socket_timeout=timeout * 2, retry=Retry(NoBackoff(), 0)
-    )
-
-
-def probe(url: str) -> str | None:
-    """None if Redis at ``url`` answers PING, else why not."""
-    try:
-        client = connect(url)
-    except ValueError as e:  # a malformed URL
-        return str(e)
-    try:
-        client.ping()
-        return None
-    except redis.RedisError as e:
-        return f"{type(e).__name__}: {e}"
-    finally:
-        client.close()
-
-
-def active_collectors(client: redis.Redis, keys: RedisKeys) -> list[str]:
-    """Consumers of the collectors' group that read recently: collectors that are running."""
-    try:
-        consumers = client.xinfo_consumers(keys.stream, keys.group)
-    except redis.ResponseError:  # no stream or no group yet
-        return []
-    return [_text(c["name"]) for c in consumers if int(c.get("idle", ACTIVE_IDLE_MS)) < ACTIVE_IDLE_MS]
 
 
 def run_checks(redis_url: str, data_dir: Path, prefix: str) -> list[Check]:
@@ -131,18 +99,27 @@ def _stream(client: redis.Redis, keys: RedisKeys) -> Check:
     except redis.RedisError as e:
         return Check("stream", False, f"{keys.stream}: {type(e).__name__}: {e}")
     group = next((g for g in groups if _text(g["name"]) == keys.group), None)
-    dead_note = f"; {dead} dead letters in {keys.dead_letter}" if dead else ""
+    dead_note = f"; {plural(dead, 'dead letter')} in {keys.dead_letter}" if dead else ""
     if group is None:
         ok = None if length else True
-        return Check("stream", ok, f"{keys.stream}: {length} entries, no collector has connected yet{dead_note}")
+        entries = plural(length, "entry", "entries")
+        return Check("stream", ok, f"{keys.stream}: {entries}, no collector has connected yet{dead_note}")
     lag = group.get("lag")
-    active = active_collectors(client, keys)
+    activity = active_collectors(client, keys)
     detail = (
-        f"{keys.stream}: {length} entries, {group['pending']} pending"
+        f"{keys.stream}: {plural(length, 'entry', 'entries')}, {group['pending']} pending"
         + (f", {lag} unread" if lag is not None else "")
-        + f"; {len(active)} active collector(s) of {group['consumers']}{dead_note}"
+        + f"; {_describe(activity, int(group['consumers']))}{dead_note}"
     )
-    return Check("stream", None if dead or (length and not active) else True, detail)
+    return Check("stream", None if dead or (length and not activity) else True, detail)
+
+
+def _describe(activity: Activity, consumers: int) -> str:
+    in_group = f"{plural(consumers, 'consumer')} in the group"
+    if activity.names is None:
+        return f"{in_group}; whether they run is unknown (Redis < 7.2 and this user may not run CLIENT LIST)"
+    where = "" if activity.per_group else " (connections reading as collectors on this Redis)"
+    return f"{plural(len(activity.names), 'active collector')}{where}, {in_group}"
 
 
 def data_checks(data_dir: Path) -> list[Check]:
@@ -155,19 +132,12 @@ def data_checks(data_dir: Path) -> list[Check]:
 
 
 def _writable(data_dir: Path) -> Check:
-    if data_dir.exists():
-        if not data_dir.is_dir():
-            return Check("data dir", False, f"{data_dir} is not a directory")
-        try:
-            with tempfile.TemporaryFile(dir=data_dir):
-                pass
-        except OSError as e:
-            return Check("data dir", False, f"{data_dir} is not writable ({e})")
-        return Check("data dir", True, f"{data_dir.resolve()} is writable")
-    parent = next((p for p in data_dir.resolve().parents if p.exists()), Path("/"))
-    if os.access(parent, os.W_OK | os.X_OK):
-        return Check("data dir", True, f"{data_dir.resolve()} will be created")
-    return Check("data dir", False, f"{data_dir.resolve()} cannot be created: {parent} is not writable")
+    why = unwritable_reason(data_dir)
+    if why is not None:
+        return Check("data dir", False, f"{data_dir.resolve()}: {why}")
+    return Check(
+        "data dir", True, f"{data_dir.resolve()} " + ("is writable" if data_dir.exists() else "will be created")
+    )
 
 
 def _store(data_dir: Path) -> Check:
@@ -179,7 +149,7 @@ def _store(data_dir: Path) -> Check:
         if data_dir.exists():
             with Store(data_dir, ingest_spool=False) as store:
                 runs = len(store.list_runs())
-            return Check("store", True, f"{db} opens and is migrated; {runs} runs")
+            return Check("store", True, f"{db} opens and is migrated; {plural(runs, 'run')}")
         with tempfile.TemporaryDirectory() as tmp, Store(tmp, ingest_spool=False):
             pass
         return Check("store", True, f"{db} does not exist yet; a new store opens and migrates")
@@ -194,7 +164,7 @@ def _spool(spool_dir: Path) -> Check:
     live = sum(1 for f in files if is_locked(f))
     waiting = len(files) - live
     size = sum(f.stat().st_size for f in files if f.exists())
-    detail = f"{spool_dir}: {len(files)} files ({size / 1024:.0f} KiB)"
+    detail = f"{spool_dir}: {plural(len(files), 'file')} ({size / 1024:.0f} KiB)"
     if live:
         detail += f", {live} still written by running agents"
     if waiting:
@@ -218,10 +188,11 @@ def doctor_command(redis_url: str, prefix: str, data_dir: Path) -> None:
     """
     checks = run_checks(redis_url, data_dir, prefix)
     table = Table("", "check", "details", title="aquarium doctor", title_justify="left")
+    table.columns[1].no_wrap = True
     colors = {True: "green", False: "red", None: "yellow"}
     for check in checks:
         color = colors[check.ok]
         table.add_row(f"[{color}]{check.mark}[/{color}]", check.name, escape(check.detail))
-    console().print(table)
+    print_table(console(), table)
     if any(check.ok is False for check in checks):
         raise SystemExit(1)

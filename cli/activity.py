@@ -1,0 +1,54 @@
+"""Which collectors are running: what `doctor` reports and what `demo` waits for.
+
+Redis >= 7.2 reports, per consumer of a group, ``idle``: milliseconds since its last *attempted*
+read, which a collector blocking in XREADGROUP (100 ms at a time) keeps near zero. Before 7.2
+(Debian 12 ships 7.0), ``idle`` counts from the last read that *delivered* entries: a collector
+waiting on an empty stream looks dead after a few seconds, which is why `doctor` reported 0
+active collectors while one ran. On those servers the connections whose last command is one
+only collectors send are counted instead (CLIENT LIST): that count covers every prefix on the
+server, and a user who may not run CLIENT LIST gets "unknown".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from aquarium.agent.redis_keys import RedisKeys
+
+ACTIVE_IDLE_MS = 5000  # a running collector attempts a read every 100 ms
+COLLECTOR_COMMANDS = {"xreadgroup", "xautoclaim", "xack", "xtrim"}
+
+
+@dataclass(frozen=True)
+class Activity:
+    """Running collectors by name (consumer name, or client address before Redis 7.2)."""
+
+    names: list[str] | None  # None: this server and user cannot tell
+    per_group: bool  # True: counted in this prefix's group; False: across the whole server
+
+    def __bool__(self) -> bool:
+        return bool(self.names)
+
+
+def active_collectors(client: redis.Redis, keys: RedisKeys) -> Activity:
+    try:
+        consumers: list[dict[str, Any]] = client.xinfo_consumers(keys.stream, keys.group)
+    except redis.ResponseError:  # no stream or no group yet: nobody has ever read
+        return Activity([], per_group=True)
+    if not consumers or "inactive" in consumers[0]:  # Redis >= 7.2: idle counts attempted reads
+        return Activity(
+            [_text(c["name"]) for c in consumers if int(c.get("idle", ACTIVE_IDLE_MS)) < ACTIVE_IDLE_MS],
+            per_group=True,
+        )
+    try:
+        clients: list[dict[str, Any]] = client.client_list()
+    except redis.ResponseError:  # NOPERM: an ACL user without CLIENT LIST
+        return Activity(None, per_group=False)
+    return Activity([str(c["addr"]) for c in clients if c.get("cmd") in COLLECTOR_COMMANDS], per_group=False)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

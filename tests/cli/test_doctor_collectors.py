@@ -1,0 +1,72 @@
+"""`aquarium doctor` counts a running collector as active even while the stream is empty."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from click.testing import CliRunner
+
+from aquarium.agent.redis_keys import RedisKeys
+from aquarium.cli import cli
+from aquarium.cli.activity import ACTIVE_IDLE_MS
+from aquarium.collector import Collector, CollectorSettings
+
+
+@pytest.fixture
+def idle_collector(redis_url: str, tmp_path: Path) -> Iterator[Collector]:
+    """A collector blocking in XREADGROUP on an empty stream, in a thread."""
+    collector = Collector(CollectorSettings(redis_url=redis_url, data_dir=tmp_path / "store", consumer="idle-one"))
+    thread = threading.Thread(target=collector.run, daemon=True)
+    thread.start()
+    yield collector
+    collector.stop()
+    thread.join(timeout=10)
+    collector.close()
+
+
+def wait_until(condition, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition never held"
+        time.sleep(0.1)
+
+
+def test_doctor_counts_a_collector_waiting_on_an_empty_stream(
+    idle_collector: Collector, client: redis.Redis, redis_url: str, data_dir: Path
+) -> None:
+    keys = RedisKeys()
+
+    def consumer_idle_ms() -> int:
+        try:
+            consumers = client.xinfo_consumers(keys.stream, keys.group)
+        except redis.ResponseError:
+            return -1
+        return int(consumers[0]["idle"]) if consumers else -1
+
+    # Redis < 7.2 counts idle from the last read that delivered entries: past the threshold,
+    # a collector that only waits looked dead to the old check.
+    wait_until(
+        lambda: consumer_idle_ms() >= ACTIVE_IDLE_MS or "inactive" in client.xinfo_consumers(keys.stream, keys.group)[0]
+    )
+    out = CliRunner().invoke(
+        cli, ["doctor", "--redis-url", redis_url, "--data-dir", str(data_dir)], env={"COLUMNS": "200"}
+    )
+    assert out.exit_code == 0, out.output
+    assert "1 active collector" in out.output and "0 active" not in out.output
+
+
+def test_doctor_counts_no_collector_when_none_runs(client: redis.Redis, redis_url: str, data_dir: Path) -> None:
+    keys = RedisKeys()
+    client.xgroup_create(keys.stream, keys.group, id="0", mkstream=True)
+    client.xadd(keys.stream, {"b": b"x"})
+    client.xreadgroup(keys.group, "gone", {keys.stream: ">"}, count=1)  # a consumer that then went away
+    client.ping()  # this connection's last command is no longer a collector's
+    out = CliRunner().invoke(
+        cli, ["doctor", "--redis-url", redis_url, "--data-dir", str(data_dir)], env={"COLUMNS": "200"}
+    )
+    assert "0 active collectors" in out.output and "1 consumer in the group" in out.output
