@@ -5,7 +5,7 @@ read, which a collector blocking in XREADGROUP (100 ms at a time) keeps near zer
 (Debian 12 ships 7.0), ``idle`` counts from the last read that *delivered* entries: a collector
 waiting on an empty stream looks dead after a few seconds, which is why `doctor` reported 0
 active collectors while one ran. On those servers the connections whose last command is one
-only collectors send are counted instead (CLIENT LIST): that count covers every prefix on the
+only collectors send, within the last second, are counted instead (CLIENT LIST): that count covers every prefix on the
 server, and a user who may not run CLIENT LIST gets "unknown".
 """
 
@@ -19,6 +19,7 @@ import redis
 from aquarium.agent.redis_keys import RedisKeys
 
 ACTIVE_IDLE_MS = 5000  # a running collector attempts a read every 100 ms
+CLIENT_IDLE_SECONDS = 1
 COLLECTOR_COMMANDS = {"xreadgroup", "xautoclaim", "xack", "xtrim"}
 
 
@@ -47,7 +48,16 @@ def active_collectors(client: redis.Redis, keys: RedisKeys) -> Activity:
         clients: list[dict[str, Any]] = client.client_list()
     except redis.ResponseError:  # NOPERM: an ACL user without CLIENT LIST
         return Activity(None, per_group=False)
-    return Activity([str(c["addr"]) for c in clients if c.get("cmd") in COLLECTOR_COMMANDS], per_group=False)
+    return Activity([str(c["addr"]) for c in clients if _reads_as_a_collector(c)], per_group=False)
+
+
+def _reads_as_a_collector(client: dict[str, Any]) -> bool:
+    """Last command one only collectors send, within the last second (a collector's blocking
+    read returns every 100 ms; a connection left open by a collector that stopped goes idle)."""
+    return (
+        client.get("cmd") in COLLECTOR_COMMANDS
+        and int(client.get("idle", CLIENT_IDLE_SECONDS + 1)) <= CLIENT_IDLE_SECONDS
+    )
 
 
 def _text(value: Any) -> str:

@@ -19,6 +19,7 @@ from rich.table import Table
 from aquarium.agent.redis_keys import RedisKeys
 from aquarium.agent.spool import is_locked, spool_files
 
+from . import redis_roles
 from .activity import Activity, active_collectors
 from .data_dir import unwritable_reason
 from .options import console, data_dir_option, plural, print_table, redis_options
@@ -38,11 +39,11 @@ class Check:
         return {True: "✓", False: "✗", None: "!"}[self.ok]
 
 
-def run_checks(redis_url: str, data_dir: Path, prefix: str) -> list[Check]:
-    return [*redis_checks(redis_url, RedisKeys(prefix)), *data_checks(data_dir)]
+def run_checks(redis_url: str, data_dir: Path, prefix: str, role: str | None = None) -> list[Check]:
+    return [*redis_checks(redis_url, RedisKeys(prefix), role), *data_checks(data_dir)]
 
 
-def redis_checks(url: str, keys: RedisKeys) -> list[Check]:
+def redis_checks(url: str, keys: RedisKeys, role: str | None = None) -> list[Check]:
     try:
         client = connect(url)
     except ValueError as e:
@@ -59,7 +60,8 @@ def redis_checks(url: str, keys: RedisKeys) -> list[Check]:
                     "`aquarium up` or set AQUARIUM_REDIS_URL / --redis-url",
                 )
             ]
-        return [Check("redis", True, f"{url} answers"), _version(info), _eviction(info), _stream(client, keys)]
+        checks = [Check("redis", True, f"{url} answers"), _version(info), _eviction(info), _acl(client, keys, role)]
+        return [*checks, _stream(client, keys)]
     finally:
         client.close()
 
@@ -88,6 +90,26 @@ def _eviction(info: dict[str, Any]) -> Check:
     )
 
 
+def _acl(client: redis.Redis, keys: RedisKeys, role: str | None) -> Check:
+    """Which ACL user this is, and whether it may run what its role needs (ACL DRYRUN runs nothing)."""
+    try:
+        user = str(redis_roles.whoami(client))
+    except redis.ResponseError as e:
+        return Check("acl user", None, f"ACL WHOAMI refused ({e}); cannot tell what this user may do")
+    roles = [role] if role else [r] if (r := redis_roles.role_of(user)) else list(redis_roles.ROLES)
+    problems, unchecked = [], ""
+    for each in roles:
+        report = redis_roles.check(client, each, keys)
+        problems += [f"{each}: {denied}" for denied in report.denied]
+        unchecked = unchecked or report.note
+    as_roles = f"{user}, as {' / '.join(roles)}"
+    if problems:
+        return Check("acl user", False, f"{as_roles}: may not run " + "; ".join(problems))
+    if unchecked:
+        return Check("acl user", None, f"{as_roles}: {unchecked}; see deploy/redis/users.acl")
+    return Check("acl user", True, f"{as_roles}: may run every command the role needs")
+
+
 def _stream(client: redis.Redis, keys: RedisKeys) -> Check:
     try:
         length = int(client.xlen(keys.stream))
@@ -96,6 +118,8 @@ def _stream(client: redis.Redis, keys: RedisKeys) -> Check:
             groups = client.xinfo_groups(keys.stream)
         except redis.ResponseError:
             groups = []
+    except redis.exceptions.NoPermissionError as e:  # an agent's user may write the stream, not inspect it
+        return Check("stream", None, f"{keys.stream}: this user may not inspect it ({e})")
     except redis.RedisError as e:
         return Check("stream", False, f"{keys.stream}: {type(e).__name__}: {e}")
     group = next((g for g in groups if _text(g["name"]) == keys.group), None)
@@ -179,14 +203,22 @@ def _text(value: Any) -> str:
 @click.command("doctor")
 @redis_options()
 @data_dir_option
-def doctor_command(redis_url: str, prefix: str, data_dir: Path) -> None:
+@click.option(
+    "--role",
+    type=click.Choice(redis_roles.ROLES),
+    default=None,
+    help="Check the Redis user's permissions for this role (default: from the user name "
+    "aquarium-ROLE, else every role).",
+)
+def doctor_command(redis_url: str, prefix: str, data_dir: Path, role: str | None) -> None:
     """Check the installation; exit code 0 if every check passes, else 1.
 
-    Redis reachable and >= 6.2 (XAUTOCLAIM), maxmemory-policy noeviction, the data dir
+    Redis reachable and >= 6.2 (XAUTOCLAIM), maxmemory-policy noeviction, the ACL user and
+    whether it may run what its role needs (ACL WHOAMI, ACL DRYRUN), the data dir
     writable, the SQLite store opening and migrating, spooled files waiting, and the stream's
     length, pending entries and collectors.
     """
-    checks = run_checks(redis_url, data_dir, prefix)
+    checks = run_checks(redis_url, data_dir, prefix, role)
     table = Table("", "check", "details", title="aquarium doctor", title_justify="left")
     table.columns[1].no_wrap = True
     colors = {True: "green", False: "red", None: "yellow"}

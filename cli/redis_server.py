@@ -118,6 +118,8 @@ class RedisServer:
                 try:
                     if client.ping():
                         return self
+                except redis.AuthenticationError:  # it answered: a server whose default user is off
+                    return self
                 except (redis.ConnectionError, redis.TimeoutError):
                     pass
                 if time.monotonic() > deadline:
