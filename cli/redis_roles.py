@@ -61,7 +61,7 @@ class AclReport:
 
 def whoami(client: redis.Redis) -> str:
     """The ACL user of this connection; raises ResponseError where ACL WHOAMI is refused."""
-    return _text(client.execute_command("ACL", "WHOAMI"))
+    return _text(client.acl_whoami())
 
 
 def check(client: redis.Redis, role: str, keys: RedisKeys) -> AclReport:
@@ -70,10 +70,10 @@ def check(client: redis.Redis, role: str, keys: RedisKeys) -> AclReport:
         user = whoami(client)
     except redis.ResponseError as e:
         return AclReport(None, [], False, f"ACL WHOAMI refused ({e})")
-    denied = []
+    denied: list[str] = []
     for command in needs(role, keys):
         try:
-            reply = _text(client.execute_command("ACL", "DRYRUN", user, *command))
+            reply = _text(client.acl_dryrun(user, *command))
         except redis.ResponseError as e:
             return AclReport(user, denied, False, f"ACL DRYRUN unavailable ({e})")
         if reply != "OK":

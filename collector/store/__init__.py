@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -54,7 +55,7 @@ class Store:
         minimum = 2 if everything else _compact.COMPACT_AT_SMALL_CHUNKS
         removed = 0
         for series_id in self._writer.execute(lambda conn: _compact.series_needing_compaction(conn, minimum)):
-            removed += self._writer.execute(lambda conn, sid=series_id: _compact.compact_series(conn, sid))
+            removed += self._writer.execute(partial(_compact.compact_series, series_id=series_id))
         return removed
 
     def ingest_spool(

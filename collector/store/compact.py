@@ -8,6 +8,7 @@ chunks keeps the (incarnation, seq) order that last-value-wins relies on.
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +47,7 @@ def _compact(conn: sqlite3.Connection, series_id: int) -> int:
         (series_id,),
     ).fetchall()
     removed = 0
-    run: list[tuple] = []
+    run: list[tuple[Any, ...]] = []
 
     def flush() -> None:
         nonlocal removed, run
@@ -76,14 +77,14 @@ def _compact(conn: sqlite3.Connection, series_id: int) -> int:
     return removed
 
 
-def _merge(conn: sqlite3.Connection, series_id: int, run: list[tuple]) -> int:
+def _merge(conn: sqlite3.Connection, series_id: int, run: list[tuple[Any, ...]]) -> int:
     ids = [r[0] for r in run]
     placeholders = ",".join("?" * len(ids))
     blobs = {
         r[0]: r
         for r in conn.execute(f"SELECT id, encoding, steps, vals, times FROM chunks WHERE id IN ({placeholders})", ids)
     }
-    columns = {name: [] for name in ("steps", "values", "times")}
+    columns: dict[str, list[np.ndarray]] = {name: [] for name in ("steps", "values", "times")}
     for chunk_id in ids:
         _, encoding, steps, vals, times = blobs[chunk_id]
         columns["steps"].append(codec.decode_column(encoding, steps, "steps"))
