@@ -23,15 +23,23 @@ def connect(url: str, timeout: float = PROBE_TIMEOUT) -> redis.Redis:
 
 def probe(url: str, timeout: float = PROBE_TIMEOUT) -> str | None:
     """None if Redis at ``url`` answers PING, else why not (one attempt, at most ~2 timeouts)."""
+    failure = probe_failure(url, timeout)
+    if failure is None:
+        return None
+    return str(failure) if isinstance(failure, ValueError) else f"{type(failure).__name__}: {failure}"
+
+
+def probe_failure(url: str, timeout: float = PROBE_TIMEOUT) -> Exception | None:
+    """None if Redis at ``url`` answers PING, else the error (ValueError for a malformed URL)."""
     try:
         client = connect(url, timeout)
-    except ValueError as e:  # a malformed URL
-        return str(e)
+    except ValueError as e:
+        return e
     try:
         client.ping()
         return None
     except redis.RedisError as e:
-        return f"{type(e).__name__}: {e}"
+        return e
     finally:
         client.close()
 

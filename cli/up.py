@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
+import redis
 
 from aquarium.agent.errors import AquariumError
 from aquarium.collector import Collector, CollectorSettings
@@ -26,7 +27,7 @@ from aquarium.collector.service import StopSignals, run_collector
 
 from .data_dir import require_writable
 from .options import data_dir_option, plural, redis_options, say
-from .redis_probe import port_url, probe
+from .redis_probe import port_url, probe, probe_failure
 from .redis_server import RedisServer, free_port
 from .serve import summary_line
 
@@ -36,11 +37,10 @@ log = logging.getLogger("aquarium.cli.up")
 class PortBusyError(AquariumError):
     """Raised by `aquarium up` when the port for its Redis is already taken."""
 
-    def __init__(self, port: int) -> None:
-        self.port = port
+    def __init__(self, port: int, holder: str = "something that is not Redis") -> None:
+        self.port, self.holder = port, holder
         super().__init__(
-            f"port {port} on 127.0.0.1 is already in use by something that is not Redis; choose another "
-            f"--port, or --port 0 for any free one"
+            f"port {port} on 127.0.0.1 is already in use by {holder}; choose another --port (--port 0 for any free one)"
         )
 
 
@@ -83,7 +83,13 @@ def supervise(
     died: list[int | None] = []
     try:
         if redis_url is None and port != 0 and port_in_use(port):
-            if probe(port_url(port)) is not None:
+            failure = probe_failure(port_url(port))
+            if isinstance(failure, redis.AuthenticationError):
+                raise PortBusyError(
+                    port,
+                    f"a Redis that requires a user and password (to use it: --redis-url redis://USER:PASSWORD@127.0.0.1:{port}/0)",
+                )
+            if failure is not None:
                 raise PortBusyError(port)
             redis_url = port_url(port)  # e.g. Debian's redis-server service: use it
             say(f"a Redis already answers on 127.0.0.1:{port}: using it")

@@ -24,7 +24,7 @@ README = Path(__file__).parents[2] / "README.md"
 
 
 def invoke(*args: str, ok: bool = True) -> Result:
-    result = CliRunner().invoke(cli, list(args), env={"COLUMNS": "200"}, catch_exceptions=False)
+    result = CliRunner().invoke(cli, list(args), env={"COLUMNS": "1000"}, catch_exceptions=False)
     if ok:
         assert result.exit_code == 0, result.output
     return result
@@ -275,7 +275,7 @@ def test_doctor_flags_an_evicting_redis_and_waiting_spool(redis_url: str, data_d
 
 def test_settings_come_from_the_environment(redis_url: str, data_dir: Path) -> None:
     log_offline(data_dir, "from-env")
-    env = {"AQUARIUM_DATA_DIR": str(data_dir), "COLUMNS": "200"}
+    env = {"AQUARIUM_DATA_DIR": str(data_dir), "COLUMNS": "1000"}
     result = CliRunner().invoke(cli, ["ls", "--json"], env=env)
     assert result.exit_code == 0 and [r["id"] for r in json.loads(result.stdout)] == ["from-env"]
     result = CliRunner().invoke(cli, ["doctor"], env={**env, "AQUARIUM_REDIS_URL": redis_url})

@@ -53,7 +53,8 @@ def test_probe_of_a_real_redis_answers(redis_url: str) -> None:
 
 
 def test_doctor_probes_a_port_that_is_not_redis_once(not_redis: SilentListener, data_dir) -> None:
-    result = CliRunner().invoke(cli, ["doctor", "--redis-url", port_url(not_redis.port), "--data-dir", str(data_dir)])
+    args = ["doctor", "--redis-url", port_url(not_redis.port), "--data-dir", str(data_dir)]
+    result = CliRunner().invoke(cli, args, env={"COLUMNS": "1000"})
     assert result.exit_code == 1 and "cannot reach" in result.output
     assert not_redis.connections() == 1
 
