@@ -53,7 +53,9 @@ def ls_command(data_dir: Path, as_json: bool, experiment: str | None) -> None:
         click.echo("no runs" + (f" in experiment {experiment!r}" if experiment else ""))
         return
     title = f"{plural(len(runs), 'run')} in {escape(str(data_dir))}"
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(
+        title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True
+    )
     for column in ("id", "name", "experiment", "status", "ranks", "started"):
         table.add_column(
             column,
