@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,11 +41,16 @@ def collector(acl_redis: RedisServer, tmp_path: Path) -> Iterator[Collector]:
     """A collector connected as aquarium-collector, running in a thread."""
     admin = redis.Redis(port=acl_redis.port, username="aquarium-admin", password="change-me-admin")
     admin.flushall()
-    admin.close()
     settings = CollectorSettings(redis_url=url(acl_redis, "collector"), data_dir=tmp_path / "store", consumer="acl-c")
     worker = Collector(settings)
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
+    # an agent that finds no consumer group does not wait for a commit: let the collector make it
+    deadline = time.monotonic() + 30
+    while not admin.exists(RedisKeys().stream) or not admin.xinfo_groups(RedisKeys().stream):
+        assert thread.is_alive() and time.monotonic() < deadline, "the collector never created its group"
+        time.sleep(0.05)
+    admin.close()
     yield worker
     worker.stop()
     thread.join(timeout=10)
