@@ -24,8 +24,9 @@ import aquarium.agent as aq
 from aquarium.agent.redis_keys import RedisKeys
 from aquarium.collector import Collector, CollectorSettings
 
-from . import doctor
-from .options import data_dir_option, redis_options, say
+from .activity import active_collectors
+from .options import data_dir_option, plural, redis_options, say
+from .redis_probe import connect, probe
 
 EXPERIMENT = "demo"
 CONFIGS = [
@@ -41,7 +42,7 @@ class DemoResult:
     run_ids: list[str]
     online: bool
     points: int = 0
-    stored_by: str = ""  # "store" (offline ingest), "burst collector", or the running collector's name
+    stored_by: str = ""  # who stored the runs, as the phrase after "stored by"
     batches: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -74,14 +75,14 @@ def run_demo(
     seed: int | None = None,
     say: Callable[[str], None] = lambda _: None,
 ) -> DemoResult:
-    unreachable = doctor.probe(redis_url)
+    unreachable = probe(redis_url)
     online = unreachable is None
     result = DemoResult([], online)
     if online:
-        say(f"logging {runs} runs x {ranks} ranks x {steps} steps through Redis at {redis_url}")
+        say(f"logging {_shape(runs, ranks, steps)} through Redis at {redis_url}")
     else:
         say(
-            f"no Redis at {redis_url} ({unreachable}): logging {runs} runs x {ranks} ranks x {steps} steps "
+            f"no Redis at {redis_url} ({unreachable}): logging {_shape(runs, ranks, steps)} "
             f"offline into {data_dir / 'spool'}"
         )
     rng = random.Random(seed)
@@ -131,25 +132,29 @@ def run_demo(
     return result
 
 
+def _shape(runs: int, ranks: int, steps: int) -> str:
+    return f"{plural(runs, 'run')} x {plural(ranks, 'rank')} x {plural(steps, 'step')}"
+
+
 def _ingest_offline(data_dir: Path, result: DemoResult) -> None:
     from aquarium.collector import Store
 
     with Store(data_dir) as store:
         report = store.ingest_spool()
-    result.stored_by, result.batches = "local store", report.stored
+    result.stored_by, result.batches = "the local store", report.stored
 
 
 def _drain(data_dir: Path, redis_url: str, prefix: str, result: DemoResult) -> None:
     """No collector committed the runs: store them, unless a running collector is about to."""
     keys = RedisKeys(prefix)
-    client = doctor.connect(redis_url)
+    client = connect(redis_url)
     try:
-        active = doctor.active_collectors(client, keys)
+        activity = active_collectors(client, keys)
     finally:
         client.close()
-    if active:
-        result.stored_by = ", ".join(active)
-        result.notes.append(f"collector {result.stored_by} is running and stores the runs into its data dir")
+    if activity.names:
+        result.stored_by = f"the running collector ({', '.join(activity.names)})"
+        result.notes.append("a collector is running: it stores the runs into its own data dir")
         return
     collector = Collector(
         CollectorSettings.from_env(redis_url=redis_url, data_dir=data_dir, prefix=prefix, consumer="aquarium-demo")
@@ -158,7 +163,7 @@ def _drain(data_dir: Path, redis_url: str, prefix: str, result: DemoResult) -> N
         stats = collector.run(burst=True)
     finally:
         collector.close()
-    result.stored_by, result.batches = "burst collector", stats.stored
+    result.stored_by, result.batches = "a burst collector the demo started", stats.stored
     result.notes.append(
         "no collector was running, so the demo stored the runs itself; "
         "run `aquarium up` (or `aquarium collector`) for your own training scripts"
@@ -183,5 +188,6 @@ def demo(redis_url: str, prefix: str, data_dir: Path, runs: int, ranks: int, ste
     result = run_demo(data_dir, redis_url, prefix, runs=runs, ranks=ranks, steps=steps, seed=seed, say=say)
     for note in result.notes:
         say(note)
-    say(f"logged {len(result.run_ids)} runs x {ranks} ranks ({result.points:,} points): {', '.join(result.run_ids)}")
-    say(f"stored by the {result.stored_by}; see them with `aquarium ls` and `aquarium show {result.run_ids[0]}`")
+    shape = f"{plural(len(result.run_ids), 'run')} x {plural(ranks, 'rank')} ({plural(result.points, 'point')})"
+    say(f"logged {shape}: {', '.join(result.run_ids)}")
+    say(f"stored by {result.stored_by}; see them with `aquarium ls` and `aquarium show {result.run_ids[0]}`")

@@ -6,7 +6,6 @@ worth reading but does not: spooled files waiting, or entries no collector has r
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,18 +13,19 @@ from typing import Any
 
 import click
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from rich.markup import escape
 from rich.table import Table
 
 from aquarium.agent.redis_keys import RedisKeys
 from aquarium.agent.spool import is_locked, spool_files
 
-from .options import console, data_dir_option, redis_options
+from . import redis_roles
+from .activity import Activity, active_collectors
+from .data_dir import unwritable_reason
+from .options import console, data_dir_option, plural, print_table, redis_options
+from .redis_probe import connect
 
 MIN_REDIS = (6, 2)  # XAUTOCLAIM, which reclaims a dead collector's entries
-ACTIVE_IDLE_MS = 5000  # a collector blocks in XREADGROUP for 100 ms at a time: idle stays small
 
 
 @dataclass(frozen=True)
@@ -39,42 +39,11 @@ class Check:
         return {True: "✓", False: "✗", None: "!"}[self.ok]
 
 
-def connect(url: str, timeout: float = 1.0) -> redis.Redis:
-    """A client that fails fast (no retries): for probing, not for shipping."""
-    return redis.Redis.from_url(
-        url, socket_connect_timeout=timeout, socket_timeout=timeout * 2, retry=Retry(NoBackoff(), 0)
-    )
+def run_checks(redis_url: str, data_dir: Path, prefix: str, role: str | None = None) -> list[Check]:
+    return [*redis_checks(redis_url, RedisKeys(prefix), role), *data_checks(data_dir)]
 
 
-def probe(url: str) -> str | None:
-    """None if Redis at ``url`` answers PING, else why not."""
-    try:
-        client = connect(url)
-    except ValueError as e:  # a malformed URL
-        return str(e)
-    try:
-        client.ping()
-        return None
-    except redis.RedisError as e:
-        return f"{type(e).__name__}: {e}"
-    finally:
-        client.close()
-
-
-def active_collectors(client: redis.Redis, keys: RedisKeys) -> list[str]:
-    """Consumers of the collectors' group that read recently: collectors that are running."""
-    try:
-        consumers = client.xinfo_consumers(keys.stream, keys.group)
-    except redis.ResponseError:  # no stream or no group yet
-        return []
-    return [_text(c["name"]) for c in consumers if int(c.get("idle", ACTIVE_IDLE_MS)) < ACTIVE_IDLE_MS]
-
-
-def run_checks(redis_url: str, data_dir: Path, prefix: str) -> list[Check]:
-    return [*redis_checks(redis_url, RedisKeys(prefix)), *data_checks(data_dir)]
-
-
-def redis_checks(url: str, keys: RedisKeys) -> list[Check]:
+def redis_checks(url: str, keys: RedisKeys, role: str | None = None) -> list[Check]:
     try:
         client = connect(url)
     except ValueError as e:
@@ -91,7 +60,8 @@ def redis_checks(url: str, keys: RedisKeys) -> list[Check]:
                     "`aquarium up` or set AQUARIUM_REDIS_URL / --redis-url",
                 )
             ]
-        return [Check("redis", True, f"{url} answers"), _version(info), _eviction(info), _stream(client, keys)]
+        checks = [Check("redis", True, f"{url} answers"), _version(info), _eviction(info), _acl(client, keys, role)]
+        return [*checks, _stream(client, keys)]
     finally:
         client.close()
 
@@ -120,6 +90,26 @@ def _eviction(info: dict[str, Any]) -> Check:
     )
 
 
+def _acl(client: redis.Redis, keys: RedisKeys, role: str | None) -> Check:
+    """Which ACL user this is, and whether it may run what its role needs (ACL DRYRUN runs nothing)."""
+    try:
+        user = str(redis_roles.whoami(client))
+    except redis.ResponseError as e:
+        return Check("acl user", None, f"ACL WHOAMI refused ({e}); cannot tell what this user may do")
+    roles = [role] if role else [r] if (r := redis_roles.role_of(user)) else list(redis_roles.ROLES)
+    problems, unchecked = [], ""
+    for each in roles:
+        report = redis_roles.check(client, each, keys)
+        problems += [f"{each}: {denied}" for denied in report.denied]
+        unchecked = unchecked or report.note
+    as_roles = f"{user}, as {' / '.join(roles)}"
+    if problems:
+        return Check("acl user", False, f"{as_roles}: may not run " + "; ".join(problems))
+    if unchecked:
+        return Check("acl user", None, f"{as_roles}: {unchecked}; see deploy/redis/users.acl")
+    return Check("acl user", True, f"{as_roles}: may run every command the role needs")
+
+
 def _stream(client: redis.Redis, keys: RedisKeys) -> Check:
     try:
         length = int(client.xlen(keys.stream))
@@ -128,21 +118,32 @@ def _stream(client: redis.Redis, keys: RedisKeys) -> Check:
             groups = client.xinfo_groups(keys.stream)
         except redis.ResponseError:
             groups = []
+    except redis.exceptions.NoPermissionError as e:  # an agent's user may write the stream, not inspect it
+        return Check("stream", None, f"{keys.stream}: this user may not inspect it ({e})")
     except redis.RedisError as e:
         return Check("stream", False, f"{keys.stream}: {type(e).__name__}: {e}")
     group = next((g for g in groups if _text(g["name"]) == keys.group), None)
-    dead_note = f"; {dead} dead letters in {keys.dead_letter}" if dead else ""
+    dead_note = f"; {plural(dead, 'dead letter')} in {keys.dead_letter}" if dead else ""
     if group is None:
         ok = None if length else True
-        return Check("stream", ok, f"{keys.stream}: {length} entries, no collector has connected yet{dead_note}")
+        entries = plural(length, "entry", "entries")
+        return Check("stream", ok, f"{keys.stream}: {entries}, no collector has connected yet{dead_note}")
     lag = group.get("lag")
-    active = active_collectors(client, keys)
+    activity = active_collectors(client, keys)
     detail = (
-        f"{keys.stream}: {length} entries, {group['pending']} pending"
+        f"{keys.stream}: {plural(length, 'entry', 'entries')}, {group['pending']} pending"
         + (f", {lag} unread" if lag is not None else "")
-        + f"; {len(active)} active collector(s) of {group['consumers']}{dead_note}"
+        + f"; {_describe(activity, int(group['consumers']))}{dead_note}"
     )
-    return Check("stream", None if dead or (length and not active) else True, detail)
+    return Check("stream", None if dead or (length and not activity) else True, detail)
+
+
+def _describe(activity: Activity, consumers: int) -> str:
+    in_group = f"{plural(consumers, 'consumer')} in the group"
+    if activity.names is None:
+        return f"{in_group}; whether they run is unknown (Redis < 7.2 and this user may not run CLIENT LIST)"
+    where = "" if activity.per_group else " (connections reading as collectors on this Redis)"
+    return f"{plural(len(activity.names), 'active collector')}{where}, {in_group}"
 
 
 def data_checks(data_dir: Path) -> list[Check]:
@@ -155,19 +156,12 @@ def data_checks(data_dir: Path) -> list[Check]:
 
 
 def _writable(data_dir: Path) -> Check:
-    if data_dir.exists():
-        if not data_dir.is_dir():
-            return Check("data dir", False, f"{data_dir} is not a directory")
-        try:
-            with tempfile.TemporaryFile(dir=data_dir):
-                pass
-        except OSError as e:
-            return Check("data dir", False, f"{data_dir} is not writable ({e})")
-        return Check("data dir", True, f"{data_dir.resolve()} is writable")
-    parent = next((p for p in data_dir.resolve().parents if p.exists()), Path("/"))
-    if os.access(parent, os.W_OK | os.X_OK):
-        return Check("data dir", True, f"{data_dir.resolve()} will be created")
-    return Check("data dir", False, f"{data_dir.resolve()} cannot be created: {parent} is not writable")
+    why = unwritable_reason(data_dir)
+    if why is not None:
+        return Check("data dir", False, f"{data_dir.resolve()}: {why}")
+    return Check(
+        "data dir", True, f"{data_dir.resolve()} " + ("is writable" if data_dir.exists() else "will be created")
+    )
 
 
 def _store(data_dir: Path) -> Check:
@@ -179,7 +173,7 @@ def _store(data_dir: Path) -> Check:
         if data_dir.exists():
             with Store(data_dir) as store:
                 runs = len(store.list_runs())
-            return Check("store", True, f"{db} opens and is migrated; {runs} runs")
+            return Check("store", True, f"{db} opens and is migrated; {plural(runs, 'run')}")
         with tempfile.TemporaryDirectory() as tmp, Store(tmp):
             pass
         return Check("store", True, f"{db} does not exist yet; a new store opens and migrates")
@@ -194,7 +188,7 @@ def _spool(spool_dir: Path) -> Check:
     live = sum(1 for f in files if is_locked(f))
     waiting = len(files) - live
     size = sum(f.stat().st_size for f in files if f.exists())
-    detail = f"{spool_dir}: {len(files)} files ({size / 1024:.0f} KiB)"
+    detail = f"{spool_dir}: {plural(len(files), 'file')} ({size / 1024:.0f} KiB)"
     if live:
         detail += f", {live} still written by running agents"
     if waiting:
@@ -209,19 +203,28 @@ def _text(value: Any) -> str:
 @click.command("doctor")
 @redis_options()
 @data_dir_option
-def doctor_command(redis_url: str, prefix: str, data_dir: Path) -> None:
+@click.option(
+    "--role",
+    type=click.Choice(redis_roles.ROLES),
+    default=None,
+    help="Check the Redis user's permissions for this role (default: from the user name "
+    "aquarium-ROLE, else every role).",
+)
+def doctor_command(redis_url: str, prefix: str, data_dir: Path, role: str | None) -> None:
     """Check the installation; exit code 0 if every check passes, else 1.
 
-    Redis reachable and >= 6.2 (XAUTOCLAIM), maxmemory-policy noeviction, the data dir
+    Redis reachable and >= 6.2 (XAUTOCLAIM), maxmemory-policy noeviction, the ACL user and
+    whether it may run what its role needs (ACL WHOAMI, ACL DRYRUN), the data dir
     writable, the SQLite store opening and migrating, spooled files waiting, and the stream's
     length, pending entries and collectors.
     """
-    checks = run_checks(redis_url, data_dir, prefix)
+    checks = run_checks(redis_url, data_dir, prefix, role)
     table = Table("", "check", "details", title="aquarium doctor", title_justify="left")
+    table.columns[1].no_wrap = True
     colors = {True: "green", False: "red", None: "yellow"}
     for check in checks:
         color = colors[check.ok]
         table.add_row(f"[{color}]{check.mark}[/{color}]", check.name, escape(check.detail))
-    console().print(table)
+    print_table(console(), table)
     if any(check.ok is False for check in checks):
         raise SystemExit(1)

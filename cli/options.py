@@ -8,10 +8,13 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
 
 from aquarium.agent import env
 
 F = TypeVar("F", bound=Callable[..., Any])
+UNBOUNDED_WIDTH = 100_000
 
 
 def data_dir_option(f: F) -> F:
@@ -54,5 +57,23 @@ def console() -> Console:
     return Console(highlight=False)
 
 
+def print_table(out: Console, table: Table) -> None:
+    """Print ``table`` at least as wide as its no-wrap columns need.
+
+    Rich fits a table to the terminal (80 columns when piped) by folding columns and, when that
+    is not enough, by cutting or dropping them: ids and names came out broken. Columns marked
+    ``no_wrap`` stay whole; the others fold, and a table that cannot fit is printed wider.
+    """
+    needed = Measurement.get(out, out.options.update(max_width=UNBOUNDED_WIDTH), table).minimum
+    if needed > out.width:
+        out = Console(highlight=False, width=needed, file=out.file)
+    out.print(table)
+
+
 def say(message: str) -> None:
     click.echo(message)
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``1 run``, ``2 runs``, ``1,024 entries``: every count the command line prints."""
+    return f"{count:,} {noun if count == 1 else many or noun + 's'}"

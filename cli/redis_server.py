@@ -19,6 +19,8 @@ from pathlib import Path
 
 import redis
 
+from .redis_probe import connect
+
 log = logging.getLogger("aquarium.cli.redis_server")
 
 PR_SET_PDEATHSIG = 1
@@ -108,7 +110,7 @@ class RedisServer:
         )
         log_file.close()
         deadline = time.monotonic() + timeout
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5, socket_timeout=0.5)
+        client = connect(self.url, timeout=0.5)
         try:
             while True:
                 if self.process.poll() is not None:
@@ -116,6 +118,8 @@ class RedisServer:
                 try:
                     if client.ping():
                         return self
+                except redis.AuthenticationError:  # it answered: a server whose default user is off
+                    return self
                 except (redis.ConnectionError, redis.TimeoutError):
                     pass
                 if time.monotonic() > deadline:

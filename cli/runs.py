@@ -14,9 +14,12 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
+from aquarium.agent.errors import AquariumError, RunNotFoundError
 from aquarium.agent.statuses import ENDED_BADLY, ENDED_WELL, STOPPED
 
-from .options import console, data_dir_option
+from .options import console, data_dir_option, plural, print_table
+
+WHOLE_COLUMNS = ("id", "name")  # never folded: users copy them into `aquarium show`
 
 STATUS_STYLES = {"running": "yellow"} | dict.fromkeys(ENDED_WELL, "green") | dict.fromkeys(ENDED_BADLY, "red")
 STATUS_STYLES |= dict.fromkeys(STOPPED, "magenta")
@@ -27,7 +30,7 @@ STATUS_STYLES |= dict.fromkeys(STOPPED, "magenta")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of runs instead of a table.")
 @click.option("--experiment", default=None, help="Only the runs of this experiment.")
 def ls_command(data_dir: Path, as_json: bool, experiment: str | None) -> None:
-    """List runs: id, name, experiment, status, ranks, created.
+    """List runs: id, name, experiment, status, ranks, when the run started.
 
     Spooled batches are ingested first, so offline runs show up (a read-only data dir is read
     as it is, and the command says how many spool files wait).
@@ -46,11 +49,14 @@ def ls_command(data_dir: Path, as_json: bool, experiment: str | None) -> None:
     if not runs:
         click.echo("no runs" + (f" in experiment {experiment!r}" if experiment else ""))
         return
-    table = Table(title=f"{len(runs)} runs in {escape(str(data_dir))}", title_justify="left", box=box.SIMPLE_HEAD)
-    for column in ("id", "name", "experiment", "status", "ranks", "created"):
+    title = f"{plural(len(runs), 'run')} in {escape(str(data_dir))}"
+    table = Table(
+        title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True
+    )
+    for column in ("id", "name", "experiment", "status", "ranks", "started"):
         table.add_column(
             column,
-            no_wrap=column not in ("name", "experiment"),
+            no_wrap=column in WHOLE_COLUMNS,
             overflow="fold",
             min_width=len(column),
             justify="right" if column == "ranks" else "left",
@@ -62,13 +68,13 @@ def ls_command(data_dir: Path, as_json: bool, experiment: str | None) -> None:
             escape(run["experiment"] or ""),
             _status(run["status"]),
             str(run["ranks"]),
-            _when(run["created_at"]),
+            _when(run["started_at"]),
         )
-    console().print(table)
+    print_table(console(), table)
 
 
 @click.command()
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_ref", metavar="RUN")
 @data_dir_option
 @click.option(
     "--json",
@@ -77,15 +83,20 @@ def ls_command(data_dir: Path, as_json: bool, experiment: str | None) -> None:
     help="Print one JSON object: id, name, experiment, params, status, ranks, metrics "
     "(count, last, min, max per key), ... Non-finite numbers are the strings NaN, Infinity, -Infinity.",
 )
-def show(run_id: str, data_dir: Path, as_json: bool) -> None:
-    """Show one run: params, metrics summary (points, last, min, max), status history, delivery."""
+def show(run_ref: str, data_dir: Path, as_json: bool) -> None:
+    """Show one run: params, metrics summary (points, last, min, max), status history, delivery.
+
+    RUN is a run id, a unique prefix of one, or a run name; when several runs match, they are
+    listed and the exit code is 1.
+    """
     from aquarium.collector import Store
 
     if not data_dir.exists():
-        raise click.ClickException(f"no run with id {run_id!r}: {data_dir} does not exist")
+        raise click.ClickException(f"no run with id {run_ref!r}: {data_dir} does not exist")
     with Store(data_dir) as store:
         _ingest_spool_or_say_what_waits(store)
-        run = store.get_run(run_id)  # RunNotFoundError -> "Error: no run with id ..." and exit 1
+        run = store.get_run(find_run(store.list_runs(), run_ref))
+    run["metrics"] = {key: with_nan_restored(m) for key, m in run["metrics"].items()}
     if as_json:
         click.echo(_json(run))
         return
@@ -99,7 +110,8 @@ def show(run_id: str, data_dir: Path, as_json: bool) -> None:
         ("status", _status(run["status"])),
         ("ranks", f"{', '.join(map(str, run['ranks'])) or '-'} (world size {run['world_size'] or '?'})"),
         ("host", escape(run["host"] or "-")),
-        ("created", _when(run["created_at"])),
+        ("started", _when(run["started_at"])),
+        ("first seen", _when(run["created_at"])),
         ("ended", _when(run["ended_at"])),
         ("tags", escape(", ".join(f"{k}={v}" if v else k for k, v in run["tags"].items()) or "-")),
     ):
@@ -107,9 +119,10 @@ def show(run_id: str, data_dir: Path, as_json: bool) -> None:
     out.print(Panel(head, title=escape(run["name"] or run["id"]), title_align="left", expand=False))
     if run["params"]:
         params = Table("param", "value", title="params", title_justify="left")
+        params.columns[0].no_wrap = True
         for key, value in run["params"].items():
             params.add_row(escape(key), escape(json.dumps(value) if not isinstance(value, str) else value))
-        out.print(params)
+        print_table(out, params)
     if run["metrics"]:
         metrics = Table(
             "metric",
@@ -121,6 +134,7 @@ def show(run_id: str, data_dir: Path, as_json: bool) -> None:
             title="metrics",
             title_justify="left",
         )
+        metrics.columns[0].no_wrap = True
         for key, m in run["metrics"].items():
             metrics.add_row(
                 escape(key),
@@ -130,7 +144,7 @@ def show(run_id: str, data_dir: Path, as_json: bool) -> None:
                 _at(m["min"], m["min_step"]),
                 _at(m["max"], m["max_step"]),
             )
-        out.print(metrics)
+        print_table(out, metrics)
     if run["status_history"]:
         history = Table("at", "rank", "status", title="status history", title_justify="left")
         for h in run["status_history"]:
@@ -139,7 +153,8 @@ def show(run_id: str, data_dir: Path, as_json: bool) -> None:
     missing = [i for i in run["incarnations"] if i["missing"]]
     for i in missing:
         out.print(
-            f"[yellow]rank {i['rank']} incarnation {escape(i['incarnation'])}: {i['missing']} batches "
+            f"[yellow]rank {i['rank']} incarnation {escape(i['incarnation'])}: "
+            f"{plural(i['missing'], 'batch', 'batches')} "
             f"missing below seq {i['max_seq']}[/yellow]"
         )
 
@@ -170,7 +185,41 @@ def _when(ts: float | None) -> str:
 
 
 def _at(value: float | None, step: int | None) -> str:
-    return "-" if value is None else f"{value:.6g} ({step})"
+    return "-" if value is None else f"{value:.6g} ({step})"  # NaN prints as nan
+
+
+def with_nan_restored(summary: dict[str, Any]) -> dict[str, Any]:
+    """A summary whose value is NULL at a known step held NaN: SQLite stores NaN as NULL.
+
+    Min and max skip NaN, so a NULL there with no step means "no finite value"; a last value
+    always has its step, so NULL with a step is a NaN that was logged last.
+    """
+    restored = dict(summary)
+    for field in ("last", "min", "max"):
+        if restored.get(field) is None and restored.get(f"{field}_step") is not None:
+            restored[field] = math.nan
+    return restored
+
+
+class AmbiguousRunError(AquariumError):
+    """Raised by `aquarium show` when RUN is a prefix or a name of several runs."""
+
+    def __init__(self, ref: str, matches: list[dict[str, Any]]) -> None:
+        self.ref, self.matches = ref, matches
+        listed = "\n".join(f"  {m['id']}  {m['name'] or ''}".rstrip() for m in matches)
+        super().__init__(f"{ref!r} matches {plural(len(matches), 'run')}; give one of these ids:\n{listed}")
+
+
+def find_run(runs: list[dict[str, Any]], ref: str) -> str:
+    """The id of the one run whose id is ``ref``, else starts with it, else is named ``ref``."""
+    if any(run["id"] == ref for run in runs):
+        return ref
+    matches = [run for run in runs if run["id"].startswith(ref) or run["name"] == ref]
+    if not matches:
+        raise RunNotFoundError(ref)
+    if len(matches) > 1:
+        raise AmbiguousRunError(ref, sorted(matches, key=lambda run: str(run["id"])))
+    return str(matches[0]["id"])
 
 
 def _json(value: Any) -> str:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from aquarium.collector.consumer import CollectorStats
+from .data_dir import require_writable
+from .options import data_dir_option, plural, redis_options, say
+from .redis_probe import probe
 
-from . import doctor
-from .options import data_dir_option, redis_options, say
+if TYPE_CHECKING:
+    from aquarium.collector import Collector
+    from aquarium.collector.store import Store
 
 
 @click.command()
@@ -38,7 +42,8 @@ def collector(redis_url: str, prefix: str, data_dir: Path, burst: bool, consumer
     from aquarium.collector import Collector, CollectorSettings
     from aquarium.collector.service import StopSignals, run_collector
 
-    why = doctor.probe(redis_url)
+    require_writable(data_dir)
+    why = probe(redis_url)
     if why and burst:
         raise click.ClickException(f"cannot reach Redis at {redis_url} ({why})")
     if why:
@@ -49,25 +54,47 @@ def collector(redis_url: str, prefix: str, data_dir: Path, burst: bool, consumer
     worker = Collector(settings)
     try:
         if burst:
-            stats = worker.run(burst=True)
+            worker.run(burst=True)
         else:
             say(f"collector {worker.consumer}: {redis_url} -> {data_dir.resolve()}; Ctrl-C stops")
             with StopSignals() as stop:
-                stats = run_collector(worker, stop)
+                run_collector(worker, stop)
+        say(summary_line(worker))
     finally:
         worker.close()
-    say(stats_line(stats))
 
 
-def stats_line(stats: CollectorStats) -> str:
+def summary_line(collector: Collector) -> str:
+    """What a collector did, and what its store says is still missing (call before closing it)."""
+    stats = collector.stats
     line = (
-        f"stored {stats.stored} batches ({stats.points:,} points) from {stats.entries} stream entries, "
-        f"{stats.duplicates} duplicates, {stats.dead_letters} dead letters"
+        f"stored {plural(stats.stored, 'batch', 'batches')} ({plural(stats.points, 'point')}) "
+        f"from {plural(stats.entries, 'stream entry', 'stream entries')}, "
+        f"{plural(stats.duplicates, 'duplicate')}, {plural(stats.dead_letters, 'dead letter')}"
     )
     if stats.spool_batches:
-        line += f"; {stats.spool_batches} batches from the spool"
+        line += f"; {plural(stats.spool_batches, 'batch', 'batches')} from the spool"
     if stats.claimed:
-        line += f"; {stats.claimed} entries reclaimed from other collectors"
-    if stats.gaps:
-        line += f"; {sum(stats.gaps.values())} batches missing in {len(stats.gaps)} rank incarnations"
+        line += f"; {plural(stats.claimed, 'entry', 'entries')} reclaimed from other collectors"
+    missing = missing_batches(collector.store, stats.gaps)
+    if missing:
+        line += (
+            f"; {plural(sum(missing.values()), 'batch', 'batches')} missing in "
+            f"{plural(len(missing), 'rank incarnation')} (`aquarium show RUN` lists them)"
+        )
     return line
+
+
+def missing_batches(store: Store, seen: dict[tuple[str, int, str], int]) -> dict[tuple[str, int, str], int]:
+    """Batches the store is missing now, in the rank incarnations where a gap was ever seen.
+
+    A gap seen while storing (seq 1 stored before seq 0) is often filled a moment later, so the
+    collector's running count overstates; the store's per-incarnation counters are the truth.
+    """
+    missing: dict[tuple[str, int, str], int] = {}
+    for run_id in sorted({run for run, _, _ in seen}):
+        for inc in store.get_run(run_id)["incarnations"]:
+            key = (run_id, int(inc["rank"]), str(inc["incarnation"]))
+            if key in seen and inc["missing"]:
+                missing[key] = int(inc["missing"])
+    return missing

@@ -13,8 +13,8 @@ from rich.table import Table
 
 from aquarium.agent.redis_keys import RedisKeys
 
-from . import doctor
 from .options import console, data_dir_option, redis_options
+from .redis_probe import probe
 
 
 @click.command()
@@ -39,7 +39,7 @@ def sync(spool_dir: Path | None, redis_url: str, prefix: str, data_dir: Path, lo
     rejected (they stay in *.rejected files), or sent files were not committed within --wait.
     """
     spool_dir = spool_dir or data_dir / "spool"
-    if not local and (why := doctor.probe(redis_url)):
+    if not local and (why := probe(redis_url)):
         click.echo(f"no Redis at {redis_url} ({why}): ingesting into the local store instead", err=True)
         local = True
     if local:

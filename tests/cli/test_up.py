@@ -135,7 +135,7 @@ def test_up_ingests_offline_runs_at_start(start_up, tmp_path: Path) -> None:
         run.log({"loss": 1.0}, step=step)
     run.finish()
     up = start_up("--port", "0", "--data-dir", str(data_dir))
-    up.wait_for(r"ingested \d+ spooled batches")
+    up.wait_for(r"ingested \d+ spooled batch")
     up.wait_for(r"Ctrl-C stops")
     up.process.send_signal(signal.SIGINT)
     assert up.process.wait(timeout=20) == 0, up.text()
@@ -176,7 +176,7 @@ def test_collector_service_stops_on_sigterm(start_up, redis_url: str, tmp_path: 
     wait_for_points(data_dir, "svc-run", 50)
     collector.process.send_signal(signal.SIGTERM)
     assert collector.process.wait(timeout=20) == 0, collector.text()
-    assert re.search(r"stored \d+ batches \(50 points\)", collector.text())
+    assert re.search(r"stored \d+ batch(es)? \(50 points\)", collector.text())
 
 
 def test_a_killed_up_leaves_no_orphaned_redis(start_up, tmp_path: Path) -> None:

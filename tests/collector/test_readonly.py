@@ -86,7 +86,7 @@ def test_a_collector_on_a_read_only_data_dir_refuses_with_the_path(readonly_data
     with pytest.raises(ReadOnlyStoreError, match=str(readonly_data_dir)):
         Collector(settings)
     code, out, err = invoke("collector", "--data-dir", str(readonly_data_dir), "--redis-url", "redis://127.0.0.1:1/0")
-    assert code == 1 and f"the store at {readonly_data_dir}" in err and "Traceback" not in out + err
+    assert code == 1 and str(readonly_data_dir) in err and "Traceback" not in out + err
 
 
 def test_a_live_store_is_read_through_a_read_only_mount(mounted: tuple[Path, Path]) -> None:
