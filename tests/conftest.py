@@ -10,6 +10,7 @@ import pytest
 import redis
 from servers import FaultyRedis, redis_binary
 
+from aquarium.agent import env
 from aquarium.cli.redis_server import RedisServer
 
 # Bare imports of the repository folders must fail: code imports them as aquarium.*.
@@ -56,19 +57,8 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test sees the launcher variables of the machine running it."""
-    for name in (
-        "AQUARIUM_RUN_ID",
-        "AQUARIUM_RANK",
-        "AQUARIUM_WORLD_SIZE",
-        "AQUARIUM_REDIS_URL",
-        "AQUARIUM_MODE",
-        "RANK",
-        "WORLD_SIZE",
-        "SLURM_JOB_ID",
-        "SLURM_PROCID",
-        "SLURM_NTASKS",
-        "TORCHELASTIC_RUN_ID",
-    ):
+    ours = ("AQUARIUM_RUN_ID", "AQUARIUM_RANK", "AQUARIUM_WORLD_SIZE", "AQUARIUM_REDIS_URL", "AQUARIUM_MODE")
+    for name in (*ours, *(variable.name for variable in env.LAUNCHER)):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AQUARIUM_DATA_DIR", str(tmp_path / "aquarium_data"))
 
