@@ -34,6 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C
+import _processes as P
 
 SCRIPT = Path(__file__).resolve()
 CASES = ("online", "paused", "durable")
@@ -90,37 +91,7 @@ def worker(spec: dict[str, Any]) -> None:
     )
 
 
-def serve_collector(spec: dict[str, Any]) -> None:
-    from aquarium.collector import Collector, CollectorSettings
-
-    collector = Collector(
-        CollectorSettings(
-            redis_url=spec["redis_url"], data_dir=Path(spec["data_dir"]), consumer="background", ingest_spool=False
-        )
-    )
-    signal.signal(signal.SIGTERM, lambda *_: collector.stop())
-    print("ready", flush=True)
-    collector.run()
-    collector.close()
-
-
-def stored_points(redis_url: str, data_dir: Path, run_id: str) -> int:
-    """Drain the stream and ingest the spool with a burst collector; count the run's points."""
-    from aquarium.collector import Collector, CollectorSettings
-
-    collector = Collector(CollectorSettings(redis_url=redis_url, data_dir=data_dir, consumer="verify"))
-    try:
-        collector.ingest_spool()
-        collector.run(burst=True)
-        run = collector.store.get_run(run_id)
-        return int(sum(m["count"] for m in run["metrics"].values()))
-    finally:
-        collector.close()
-
-
 def run_case(case: str, n: int, pause_s: float) -> dict[str, Any]:
-    import subprocess
-
     from aquarium.cli.redis_server import RedisServer
 
     tmp = Path(tempfile.mkdtemp(prefix="aqbench-shipper-"))
@@ -131,21 +102,15 @@ def run_case(case: str, n: int, pause_s: float) -> dict[str, Any]:
         store = tmp / "store"
         spec = {"case": case, "n": n, "pause_s": pause_s, "run_id": f"rate-{case}", "redis_url": server.url}
         spec.update(data_dir=str(store), redis_pid=server.process.pid)
-        collector = subprocess.Popen(
-            C.worker_argv(SCRIPT, "--serve-collector", {"redis_url": server.url, "data_dir": str(store)}),
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert collector.stdout is not None and collector.stdout.readline().strip() == "ready"
+        collector = P.start_collector(server.url, store)  # `aquarium collector`, consuming all along
         result = C.run_worker(SCRIPT, spec, tmp / "result.json", timeout=300)
-        collector.terminate()
-        collector.wait(30)
+        P.stop_collector(collector)
         if "error" not in result:
-            result["stored"] = stored_points(server.url, store, spec["run_id"])
+            P.drain(server.url, store)  # what the stream still holds, and the spool
+            result["stored"] = P.stored_points(store, spec["run_id"])
         return result
     finally:
-        if collector is not None and collector.poll() is None:
-            collector.kill()
+        P.kill(collector)
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -156,12 +121,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, help="calls a case (4 points each)")
     parser.add_argument("--pause", type=float, help="seconds Redis is frozen in the 'paused' case")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--serve-collector", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(json.loads(args.worker))
-    if args.serve_collector:
-        return serve_collector(json.loads(args.serve_collector))
     n = args.n or (1_500_000 if args.quick else 5_000_000)
     pause_s = args.pause or (2.0 if args.quick else 6.0)
     results = {}
