@@ -35,7 +35,16 @@ log = logging.getLogger("aquarium.collector.consumer")
 
 WATERMARK_TTL_SECONDS = 7 * 24 * 3600
 DEAD_LETTER_MAXLEN = 100_000  # diagnostics, not data: the oldest dead letters go first
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+# Redis unreachable, or refusing writes for now (OOM under noeviction, a replica after failover,
+# an ACL without a command): retried with backoff, never the batch's fault.
+REDIS_ERRORS = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    OSError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.NoPermissionError,
+)
 
 
 @dataclass
@@ -179,15 +188,12 @@ class Collector:
         return len(entries)
 
     def _acknowledge(self, entries: list[Entry], dead: list[tuple[bytes, bytes, str]], result: IngestResult) -> None:
+        """Dead letters first, in their own round trip: a pipeline runs every command even when one
+        fails, so an XACK sent with a refused XADD would drop an entry that is nowhere. If this
+        raises, the entries stay pending with us and are handled again (the ledger skips what is stored)."""
+        if dead:
+            self._dead_letter(dead)
         pipe = self.redis.pipeline(transaction=False)
-        for entry_id, data, reason in dead:
-            log.warning("dead letter %s: %s", entry_id.decode(), reason)
-            pipe.xadd(
-                self.keys.dead_letter,
-                {BATCH_FIELD: data, DEAD_REASON_FIELD: reason, DEAD_SOURCE_FIELD: entry_id},
-                maxlen=DEAD_LETTER_MAXLEN,
-                approximate=True,
-            )
         pipe.xack(self.keys.stream, self.keys.group, *[eid for eid, _ in entries])
         self._queue_watermarks(pipe, result)
         pipe.execute()
@@ -197,6 +203,18 @@ class Collector:
         self.stats.points += result.points
         self.stats.dead_letters += len(dead)
         self.stats.gaps.update(result.gaps)
+
+    def _dead_letter(self, dead: list[tuple[bytes, bytes, str]]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for entry_id, data, reason in dead:
+            log.warning("dead letter %s: %s", entry_id.decode(), reason)
+            pipe.xadd(
+                self.keys.dead_letter,
+                {BATCH_FIELD: data, DEAD_REASON_FIELD: reason, DEAD_SOURCE_FIELD: entry_id},
+                maxlen=DEAD_LETTER_MAXLEN,
+                approximate=True,
+            )
+        pipe.execute()
 
     def _store(self, good: list[tuple[bytes, bytes, Batch]], dead: list[tuple[bytes, bytes, str]]) -> IngestResult:
         """All good batches in one transaction; if that fails, each alone, dead-lettering the ones that fail."""
@@ -308,7 +326,7 @@ class Collector:
         self._next_maintenance = now + self.settings.maintenance_interval
         try:
             self.registration.claim()  # renew
-            if not force:
+            if not force and not self._unfinished:  # while the store is down, claim nothing more
                 self._claim()
             self._trim()
             idle_ms = int(self.settings.consumer_idle * 1000)

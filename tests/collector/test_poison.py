@@ -205,3 +205,54 @@ def test_a_collector_process_killed_by_an_entry_gets_past_it(
     assert pending(client) == 0
     with Store(data_dir) as store:
         ledger.check(store)
+
+
+def test_an_entry_is_acked_only_once_its_dead_letter_is_written(
+    client: redis.Redis, redis_url: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis refusing the dead-letter XADD (OOM under noeviction, an ACL) must not ack the entry:
+    a pipeline runs every command, so an XACK sent with it would leave the entry nowhere."""
+    ledger = Ledger()
+    add(client, ledger, "good", 0)
+    bad = client.xadd(KEYS.stream, {"b": b"not a batch"})
+    pending_at_each_try: list[int] = []
+    real_dead_letter = Collector._dead_letter
+
+    def refuse_the_first(self: Collector, dead: list[tuple[bytes, bytes, str]]) -> None:
+        pending_at_each_try.append(pending(client))
+        if len(pending_at_each_try) == 1:
+            raise redis.exceptions.OutOfMemoryError("OOM command not allowed when used memory > 'maxmemory'")
+        real_dead_letter(self, dead)
+
+    monkeypatch.setattr(Collector, "_dead_letter", refuse_the_first)
+    collector = Collector(collector_settings(redis_url, data_dir))
+    try:
+        collector.run(burst=True)  # the refusal is retried like any Redis failure
+        ledger.check(collector.store)
+    finally:
+        collector.close()
+    assert pending_at_each_try == [2, 2]  # after the refusal, both entries were still pending
+    assert pending(client) == 0 and collector.stats.redis_errors == 1
+    [dead] = dead_letters(client)
+    assert dead[b"source_id"] == bad
+
+
+def test_while_the_store_is_down_maintenance_claims_nothing_more(
+    client: redis.Redis, redis_url: str, data_dir: Path
+) -> None:
+    """Entries waiting for the store are kept; claiming a sibling's would replace them and raise
+    the sibling's delivery counts toward the poison limit while nothing can be stored."""
+    add(client, None, "good", 0)
+    client.xgroup_create(KEYS.stream, KEYS.group, id="0")
+    client.xreadgroup(KEYS.group, "sibling", {KEYS.stream: ">"}, count=1)  # a dead sibling's entry
+    collector = Collector(collector_settings(redis_url, data_dir, claim_idle=0.0))
+    try:
+        waiting = [(b"1-1", {b"b": b"read, not stored"})]
+        collector._unfinished = list(waiting)  # what a StoreUnavailableError leaves
+        collector._maintenance()
+        assert collector._unfinished == waiting
+        [entry] = client.xpending_range(KEYS.stream, KEYS.group, "-", "+", 10)
+        assert entry["consumer"] == b"sibling" and entry["times_delivered"] == 1
+    finally:
+        collector._unfinished = []
+        collector.close()
