@@ -3,14 +3,10 @@ store's (nothing is dead-lettered; the same entries wait until the store writes 
 
 from __future__ import annotations
 
-import sqlite3
-
 from aquarium.agent.errors import AquariumError
 
 from .store import Store
-
-# what a store that cannot write at all raises (disk full, I/O error, locked): never a batch's fault
-STORE_DOWN_ERRORS = (sqlite3.OperationalError, OSError, MemoryError)
+from .store.writer import store_is_down
 
 
 class StoreUnavailableError(AquariumError):
@@ -28,7 +24,7 @@ def raise_if_store_down(store: Store, error: Exception) -> None:
     The probe is an empty transaction on the writer: it fails if the writer is gone or the
     database cannot be locked, and succeeds if only the batch was at fault.
     """
-    if isinstance(error, STORE_DOWN_ERRORS):
+    if store_is_down(error):
         raise StoreUnavailableError(error) from error
     try:
         store.ingest([])

@@ -18,6 +18,8 @@ from aquarium.agent.spool import is_locked, read_valid, retire, spool_files
 from aquarium.agent.wire import Batch
 
 from .ingest import IngestResult
+from .ledger import conflict_reason
+from .writer import store_is_down
 
 log = logging.getLogger("aquarium.collector.store.spool_ingest")
 
@@ -64,7 +66,9 @@ def ingest_spool_file(
         log.warning("spool %s: %d bytes of torn or corrupt records were skipped", path, valid.torn_bytes)
     report.rejected.extend((str(path), reason) for reason in valid.rejected)
     for start in range(0, len(valid.batches), BATCHES_PER_TRANSACTION):
-        _flush(valid.batches[start : start + BATCHES_PER_TRANSACTION], ingest, report)
+        refused = _flush(valid.batches[start : start + BATCHES_PER_TRANSACTION], ingest, report)
+        report.rejected.extend((str(path), reason) for reason in refused)
+        valid.rejected.extend(refused)
     if live or not delete:
         report.kept_live.append(str(path))
         return
@@ -73,12 +77,33 @@ def ingest_spool_file(
         report.deleted.append(str(path))
 
 
-def _flush(pending: list[Batch], ingest: Callable[[list[Batch]], IngestResult], report: SpoolIngestReport) -> None:
+def _flush(pending: list[Batch], ingest: Callable[[list[Batch]], IngestResult], report: SpoolIngestReport) -> list[str]:
+    """Store ``pending`` in one transaction; returns why batches were refused (a conflicting id, or
+    an error that was the batch's fault: the rest are stored one by one). The file holding a
+    refused batch is kept as ``*.rejected``; a store that cannot write at all raises."""
     if not pending:
-        return
-    result = ingest(pending)
+        return []
+    refused: list[str] = []
+    try:
+        result = ingest(pending)
+    except Exception as e:
+        if store_is_down(e):
+            raise
+        result = IngestResult()
+        for batch in pending:
+            try:
+                result.merge(ingest([batch]))
+            except Exception as one:
+                if store_is_down(one):
+                    raise
+                i = batch.id
+                refused.append(
+                    f"batch ({i.run}, {i.rank}, {i.incarnation}, {i.seq}): {type(one).__name__}: {one}"[:500]
+                )
+    refused.extend(conflict_reason(batch) for batch in result.conflicts)
     report.batches += len(pending)
     report.stored += result.stored
     report.duplicates += result.duplicates
     report.points += result.points
     report.result.merge(result)
+    return refused

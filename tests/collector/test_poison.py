@@ -256,3 +256,12 @@ def test_while_the_store_is_down_maintenance_claims_nothing_more(
     finally:
         collector._unfinished = []
         collector.close()
+
+
+def test_a_damaged_database_is_the_stores_fault_not_the_batchs() -> None:
+    from aquarium.collector.store.writer import store_is_down
+
+    assert store_is_down(sqlite3.DatabaseError("database disk image is malformed"))  # retried, never dead-lettered
+    assert store_is_down(sqlite3.OperationalError("database or disk is full"))
+    assert not store_is_down(sqlite3.IntegrityError("UNIQUE constraint failed"))
+    assert not store_is_down(OverflowError("Python int too large to convert to SQLite INTEGER"))
