@@ -20,7 +20,7 @@ from aquarium.agent.redis_keys import RedisKeys
 
 ACTIVE_IDLE_MS = 5000  # a running collector attempts a read every 100 ms
 CLIENT_IDLE_SECONDS = 1
-COLLECTOR_COMMANDS = {"xreadgroup", "xautoclaim", "xack", "xtrim"}
+COLLECTOR_COMMANDS = {"xreadgroup", "xclaim", "xack", "xtrim"}
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from .data_dir import unwritable_reason
 from .options import console, data_dir_option, plural, print_table, redis_options
 from .redis_probe import connect
 
-MIN_REDIS = (6, 2)  # XAUTOCLAIM, which reclaims a dead collector's entries
+MIN_REDIS = (6, 2)  # XPENDING IDLE and XCLAIM as the collector uses them to reclaim a dead collector's entries
 
 
 @dataclass(frozen=True)
@@ -71,9 +71,7 @@ def _version(info: dict[str, Any]) -> Check:
     parts = tuple(int(p) for p in raw.split(".")[:2] if p.isdigit())
     if parts >= MIN_REDIS:
         return Check("redis version", True, raw)
-    return Check(
-        "redis version", False, f"{raw}: 6.2 or newer is needed (XAUTOCLAIM reclaims a dead collector's batches)"
-    )
+    return Check("redis version", False, f"{raw}: 6.2 or newer is needed (to reclaim a dead collector's batches)")
 
 
 def _eviction(info: dict[str, Any]) -> Check:
@@ -213,7 +211,7 @@ def _text(value: Any) -> str:
 def doctor_command(redis_url: str, prefix: str, data_dir: Path, role: str | None) -> None:
     """Check the installation; exit code 0 if every check passes, else 1.
 
-    Redis reachable and >= 6.2 (XAUTOCLAIM), maxmemory-policy noeviction, the ACL user and
+    Redis reachable and >= 6.2, maxmemory-policy noeviction, the ACL user and
     whether it may run what its role needs (ACL WHOAMI, ACL DRYRUN), the data dir
     writable, the SQLite store opening and migrating, spooled files waiting, and the stream's
     length, pending entries and collectors.

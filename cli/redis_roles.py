@@ -33,7 +33,8 @@ def needs(role: str, keys: RedisKeys) -> list[list[str]]:
             ["XGROUP", "CREATE", keys.stream, keys.group, "0", "MKSTREAM"],
             ["XREADGROUP", "GROUP", keys.group, "c", "COUNT", "1", "STREAMS", keys.stream, ">"],
             ["XACK", keys.stream, keys.group, "0-1"],
-            ["XAUTOCLAIM", keys.stream, keys.group, "c", "10000", "0-0"],
+            ["XCLAIM", keys.stream, keys.group, "c", "10000", "0-1"],
+            ["XINFO", "CONSUMERS", keys.stream, keys.group],
             ["XPENDING", keys.stream, keys.group],
             ["XINFO", "GROUPS", keys.stream],
             ["XTRIM", keys.stream, "MINID", "0-1"],
@@ -42,7 +43,9 @@ def needs(role: str, keys: RedisKeys) -> list[list[str]]:
             ["EXPIRE", wm, "60"],
             # the Lua scripts that claim the prefix for one store and remove dead consumers
             ["EVAL", "return 1", "1", keys.store],
+            ["GET", keys.store],
             ["SET", keys.store, "id host:path", "PX", "30000"],
+            ["DEL", keys.store],
             ["XGROUP", "DELCONSUMER", keys.stream, keys.group, "c"],
         ]
     if role == "ui":
