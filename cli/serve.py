@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+import redis
+import redis.connection
 
 from .data_dir import require_writable
 from .options import data_dir_option, plural, redis_options, say
@@ -43,6 +45,10 @@ def collector(redis_url: str, prefix: str, data_dir: Path, burst: bool, consumer
     from aquarium.collector.service import StopSignals, run_collector
 
     require_writable(data_dir)
+    try:
+        redis.connection.parse_url(redis_url)
+    except ValueError as e:
+        raise click.ClickException(f"--redis-url {redis_url!r}: {e}") from e
     why = probe(redis_url)
     if why and burst:
         raise click.ClickException(f"cannot reach Redis at {redis_url} ({why})")

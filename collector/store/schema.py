@@ -171,11 +171,26 @@ def m004_store_id(db: sqlite_utils.Database) -> None:
     db.execute("INSERT INTO meta (key, value) VALUES ('store_id', ?)", [uuid.uuid4().hex])
 
 
+class NotAStoreError(AquariumError):
+    """Raised when the data dir's database file is not an SQLite database (another program's file,
+    or one damaged beyond opening)."""
+
+    def __init__(self, path: Path, error: BaseException) -> None:
+        self.path = path
+        super().__init__(f"{path} is not an Aquarium store ({error}); move it away or choose another --data-dir")
+
+
 def connect(path: Path, *, writer: bool) -> sqlite3.Connection:
     """A connection with the store's pragmas; the writer's commits are durable (FULL), because
     the collector acknowledges batches to Redis only after commit."""
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
-    conn.execute("PRAGMA journal_mode=WAL")
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.DatabaseError as e:
+        conn.close()
+        if type(e) is sqlite3.DatabaseError:  # "file is not a database"
+            raise NotAStoreError(path, e) from e
+        raise
     conn.execute("PRAGMA busy_timeout=30000")
     conn.execute("PRAGMA synchronous=FULL" if writer else "PRAGMA query_only=1")
     conn.execute("PRAGMA cache_size=-65536")
@@ -198,6 +213,9 @@ def connect_read_only(path: Path) -> sqlite3.Connection:
         except sqlite3.OperationalError:
             conn.close()
             continue
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            raise NotAStoreError(path, e) from e
         return conn
     raise ReadOnlyStoreError(path, "open it (not an SQLite database, or unreadable)")
 
