@@ -144,6 +144,9 @@ class Run:
             return
         if _thread_id() != self._owner_thread:
             # The queue's four appends must not interleave with another thread's: one atomic append.
+            if len(self._shipper.other_threads) >= self._queue_limit:  # bounded like the owner's queue
+                self._overflow(len(metrics))
+                return
             self._shipper.other_threads.append(
                 (step, _now(), self._shipper.points.key_sets[key_set], tuple(metrics.values()))
             )

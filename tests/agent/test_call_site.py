@@ -265,3 +265,24 @@ def test_argv_text_with_undecodable_bytes_is_escaped() -> None:
     assert encodable_text("bad-\udcff-arg", 500) == "bad-\\xff-arg"
     assert encodable_text("lone-\ud800", 500) == "lone-\\ud800"
     assert encodable_text("ok-ü", 3) == "ok-"
+
+
+def test_points_logged_from_other_threads_are_bounded_and_counted_like_the_owners(data_dir: Path) -> None:
+    """A shipper that does not cut (here: a one-hour flush interval) must not let another thread's
+    entries grow without bound: past the queue limit they are dropped and counted."""
+    run = aq.init(experiment="e", mode="offline", data_dir=data_dir, flush_interval=3600.0, max_memory_bytes=1)
+    limit = run._queue_limit  # the floor: 10,000 entries
+
+    def log_from_a_worker_thread() -> None:
+        for step in range(limit + 7):
+            run.log({"a": 1.0, "b": 2.0}, step=step)
+
+    worker = threading.Thread(target=log_from_a_worker_thread)
+    worker.start()
+    worker.join()
+    assert run.stats.dropped_points == 7 * 2
+    report = run.finish()
+    with Store(data_dir) as store:
+        store.ingest_spool()
+        stored = sum(m["count"] for m in store.get_run(run.id)["metrics"].values())
+    assert stored + report.dropped_points == (limit + 7) * 2
