@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 import click
 import redis
-import redis.connection
 
 from .data_dir import require_writable
 from .options import data_dir_option, plural, redis_options, say
@@ -46,7 +45,7 @@ def collector(redis_url: str, prefix: str, data_dir: Path, burst: bool, consumer
 
     require_writable(data_dir)
     try:
-        redis.connection.parse_url(redis_url)
+        redis.Redis.from_url(redis_url).close()  # parses the URL; connects only when used
     except ValueError as e:
         raise click.ClickException(f"--redis-url {redis_url!r}: {e}") from e
     why = probe(redis_url)
