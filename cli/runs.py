@@ -96,7 +96,6 @@ def show(run_ref: str, data_dir: Path, as_json: bool) -> None:
     with Store(data_dir) as store:
         _ingest_spool_or_say_what_waits(store)
         run = store.get_run(find_run(store.list_runs(), run_ref))
-    run["metrics"] = {key: with_nan_restored(m) for key, m in run["metrics"].items()}
     if as_json:
         click.echo(_json(run))
         return
@@ -186,19 +185,6 @@ def _when(ts: float | None) -> str:
 
 def _at(value: float | None, step: int | None) -> str:
     return "-" if value is None else f"{value:.6g} ({step})"  # NaN prints as nan
-
-
-def with_nan_restored(summary: dict[str, Any]) -> dict[str, Any]:
-    """A summary whose value is NULL at a known step held NaN: SQLite stores NaN as NULL.
-
-    Min and max skip NaN, so a NULL there with no step means "no finite value"; a last value
-    always has its step, so NULL with a step is a NaN that was logged last.
-    """
-    restored = dict(summary)
-    for field in ("last", "min", "max"):
-        if restored.get(field) is None and restored.get(f"{field}_step") is not None:
-            restored[field] = math.nan
-    return restored
 
 
 class AmbiguousRunError(AquariumError):
