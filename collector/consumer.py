@@ -25,11 +25,11 @@ from aquarium.agent.redis_keys import BATCH_FIELD, DEAD_REASON_FIELD, DEAD_SOURC
 from aquarium.agent.wire import Batch, unpack_batch
 
 from . import redelivery, upkeep
-from .failures import StoreUnavailableError, raise_if_store_down, reason_of
 from .redelivery import Entry
 from .registration import StoreRegistration
 from .settings import CollectorSettings
 from .store import IngestResult, Store, conflict_reason
+from .store.failures import StoreUnavailableError, ingest_isolating, reason_of
 
 log = logging.getLogger("aquarium.collector.consumer")
 
@@ -218,23 +218,9 @@ class Collector:
 
     def _store(self, good: list[tuple[bytes, bytes, Batch]], dead: list[tuple[bytes, bytes, str]]) -> IngestResult:
         """All good batches in one transaction; if that fails, each alone, dead-lettering the ones that fail."""
-        if not good:
-            return IngestResult()
-        try:
-            return self.store.ingest(batch for _, _, batch in good)
-        except Exception as e:
-            raise_if_store_down(self.store, e)
-            if len(good) == 1:
-                dead.append((good[0][0], good[0][1], f"store rejected the batch: {reason_of(e)}"))
-                return IngestResult()
-            log.warning("a read of %d batches failed to store (%s); storing them one by one", len(good), reason_of(e))
-        result = IngestResult()
-        for entry_id, data, batch in good:
-            try:
-                result.merge(self.store.ingest([batch]))
-            except Exception as e:
-                raise_if_store_down(self.store, e)
-                dead.append((entry_id, data, f"store rejected the batch: {reason_of(e)}"))
+        result, refused = ingest_isolating(self.store.ingest, [batch for _, _, batch in good])
+        why = {id(batch): reason_of(error) for batch, error in refused}
+        dead.extend((eid, data, f"store rejected the batch: {why[id(b)]}") for eid, data, b in good if id(b) in why)
         return result
 
     def _queue_watermarks(self, pipe: Any, result: IngestResult) -> None:

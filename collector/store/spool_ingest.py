@@ -17,9 +17,9 @@ from aquarium.agent.errors import SpoolError
 from aquarium.agent.spool import is_locked, read_valid, retire, spool_files
 from aquarium.agent.wire import Batch
 
+from .failures import ingest_isolating, reason_of
 from .ingest import IngestResult
 from .ledger import conflict_reason
-from .writer import store_is_down
 
 log = logging.getLogger("aquarium.collector.store.spool_ingest")
 
@@ -78,32 +78,15 @@ def ingest_spool_file(
 
 
 def _flush(pending: list[Batch], ingest: Callable[[list[Batch]], IngestResult], report: SpoolIngestReport) -> list[str]:
-    """Store ``pending`` in one transaction; returns why batches were refused (a conflicting id, or
-    an error that was the batch's fault: the rest are stored one by one). The file holding a
-    refused batch is kept as ``*.rejected``; a store that cannot write at all raises."""
-    if not pending:
-        return []
-    refused: list[str] = []
-    try:
-        result = ingest(pending)
-    except Exception as e:
-        if store_is_down(e):
-            raise
-        result = IngestResult()
-        for batch in pending:
-            try:
-                result.merge(ingest([batch]))
-            except Exception as one:
-                if store_is_down(one):
-                    raise
-                i = batch.id
-                refused.append(
-                    f"batch ({i.run}, {i.rank}, {i.incarnation}, {i.seq}): {type(one).__name__}: {one}"[:500]
-                )
-    refused.extend(conflict_reason(batch) for batch in result.conflicts)
+    """Store ``pending``; returns why batches were refused (an error that was the batch's fault, or
+    a conflicting id). The file holding a refused batch is kept as ``*.rejected``; a store that
+    cannot write at all raises StoreUnavailableError."""
+    result, refused = ingest_isolating(ingest, pending)
+    reasons = [f"batch ({b.id.run}, {b.id.rank}, {b.id.incarnation}, {b.id.seq}): {reason_of(e)}" for b, e in refused]
+    reasons.extend(conflict_reason(batch) for batch in result.conflicts)
     report.batches += len(pending)
     report.stored += result.stored
     report.duplicates += result.duplicates
     report.points += result.points
     report.result.merge(result)
-    return refused
+    return reasons

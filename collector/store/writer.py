@@ -26,15 +26,6 @@ log = logging.getLogger("aquarium.collector.store.writer")
 T = TypeVar("T")
 _STOP = object()
 
-# what a store that cannot write at all raises (disk full, I/O error, locked, no memory): never a batch's fault
-STORE_DOWN_ERRORS = (sqlite3.OperationalError, OSError, MemoryError)
-
-
-def store_is_down(error: BaseException) -> bool:
-    """True if ``error`` says the store cannot write, not that one batch was at fault. A damaged
-    database file ("database disk image is malformed") raises a bare sqlite3.DatabaseError."""
-    return isinstance(error, STORE_DOWN_ERRORS) or type(error) is sqlite3.DatabaseError
-
 
 class Writer:
     def __init__(self, path: Path) -> None:

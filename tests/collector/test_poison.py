@@ -18,7 +18,7 @@ from ledger import KEYS, CollectorThread, Ledger, collector_settings, make_batch
 from aquarium.agent.wire import Batch, pack_batch, unpack_batch
 from aquarium.collector import Collector, Store
 from aquarium.collector import consumer as consumer_module
-from aquarium.collector.failures import StoreUnavailableError
+from aquarium.collector.store.failures import StoreUnavailableError
 
 PILL_RUN = "pill"
 
@@ -259,7 +259,7 @@ def test_while_the_store_is_down_maintenance_claims_nothing_more(
 
 
 def test_a_damaged_database_is_the_stores_fault_not_the_batchs() -> None:
-    from aquarium.collector.store.writer import store_is_down
+    from aquarium.collector.store.failures import store_is_down
 
     assert store_is_down(sqlite3.DatabaseError("database disk image is malformed"))  # retried, never dead-lettered
     assert store_is_down(sqlite3.OperationalError("database or disk is full"))
