@@ -81,12 +81,18 @@ class Backlog:
             self._outbox.hold(held)
 
     def close(self) -> None:
-        """At finish: what is held goes to the spool, the segments are closed; a batch left in
-        memory that never reached Redis is dropped, counted (one that did may still reach the
-        store, so it is not)."""
+        """At finish: what is held goes to the spool and the segments are closed; what the disk
+        refused stays in memory (Redis is its last way out)."""
         self.spill(list(self._outbox))
         for held in self._segments.close():
             self._outbox.hold(held)
+
+    def give_up(self, unconfirmed: Callable[[Held], None]) -> None:
+        """The process is finishing with batches only in memory: one never handed to Redis is
+        dropped, counted; one that was may still reach the store, so it is ``unconfirmed``."""
         for held in self._outbox:
-            if not held.sent:
+            if held.handed_over:
+                unconfirmed(held)
+            else:
                 self._drop(held.points, "spool at finish", None)
+            self._outbox.release(held)

@@ -101,6 +101,7 @@ class Link:
         self._backoff = ExponentialWithJitterBackoff(base=0.05, cap=5.0)
         self.failures = 0  # consecutive: reset by any success
         self.last_failure = ""  # the cause of the last failure: "connect", or a round trip's
+        self.refused = False  # the last round trip failed because the server refused the connection
         self._retry_at = 0.0
 
     @property
@@ -165,6 +166,7 @@ class Link:
         try:
             replies = pipe.execute()
         except REDIS_ERRORS as e:
+            self.refused = _refused(e)
             self._failed(cause, e)
             return None
         restarted = self._server_changed(replies[-1]["run_id"]) if check else False
@@ -208,3 +210,14 @@ class Link:
         self._retry_at = time.monotonic() + self._backoff.compute(self.failures)
         self._on_failure(cause, error)
         self.close()
+
+
+def _refused(error: BaseException) -> bool:
+    """The (re)connection the round trip needed was refused: none of its commands reached the
+    server (the client makes one attempt, no retries)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

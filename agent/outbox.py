@@ -3,7 +3,10 @@
 An XADD reply is not a durable ack, so a batch stays here after it was sent. Each held batch is
 in one of two named states: ``UNSENT`` (not on the current Redis server as far as we know: new,
 or a send failed, or Redis restarted) and ``SENT`` (XADDed, waiting for the watermark). Batches
-leave when the watermark covers them or when the shipper moves them to the spool.
+leave when the watermark covers them or when the shipper moves them to the spool. Apart from its
+state, a batch remembers whether it was ever handed to Redis: a send that failed midway, or a
+server that restarted from its AOF, may still deliver it, so losing it later is "unconfirmed",
+never "dropped".
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ class Held:
     data: bytes
     points: int
     state: Delivery = Delivery.UNSENT
+    handed_over: bool = False  # in a round trip once: Redis may hold it whatever its state now
 
     @property
     def sent(self) -> bool:
@@ -61,9 +65,16 @@ class Outbox:
     def unsent(self) -> list[Held]:
         return [h for h in self._held.values() if not h.sent]
 
+    @staticmethod
+    def mark_handed_over(batches: Iterable[Held]) -> None:
+        """A round trip failed midway: whether Redis holds them is not known."""
+        for held in batches:
+            held.handed_over = True
+
     def mark_sent(self, batches: Iterable[Held]) -> None:
         for held in batches:
             held.state = Delivery.SENT
+            held.handed_over = True
 
     def rewind(self) -> int:
         """Redis failed mid-send or restarted: nothing is known to be on the server any more."""

@@ -235,6 +235,12 @@ class Run:
             )
         if report.dropped_points:
             logger.warning("run %s: %d points were dropped (see earlier errors)", self.id, report.dropped_points)
+        if report.unconfirmed_points:
+            logger.warning(
+                "run %s: %d points reached Redis but not the spool and were never confirmed committed",
+                self.id,
+                report.unconfirmed_points,
+            )
         return report
 
     def __enter__(self) -> "Run":

@@ -12,7 +12,9 @@ what waits, in small round trips. A restart the link reports rewinds both outbox
 collector's batch-id ledger absorbs the repeats).
 
 Nothing is lost silently: a batch is dropped only when it never reached Redis and neither the
-spool nor the memory bound can hold it, and then its points are counted. Failures are logged
+spool nor the memory bound can hold it, and then its points are counted. One that was handed to
+Redis and, at finish, is neither committed nor on disk is counted apart, as unconfirmed: a
+server restarted from its AOF may still deliver it. Failures are logged
 once per cause and never reach the training thread.
 """
 
@@ -47,6 +49,7 @@ REPLAY_CHUNKS_PER_CYCLE = 16
 SEND_CHUNK_BYTES = 4 << 20  # a send round trip (a resend after a restart may hold 64 MiB)
 RUN_ID_CHECK_SECONDS = 1.0
 IDLE_POLL_SECONDS = 1.0
+LAST_CHANCE_RETRY_SECONDS = 0.1  # finishing with batches the disk refused: how often Redis is retried
 # A queue this long is cut at once, without waiting for the interval: it keeps each cut (the
 # time the training thread waits for the GIL) short, and the shipper ahead of a fast loop.
 CUT_AT_ONCE_ENTRIES = 16_384
@@ -119,6 +122,7 @@ class Shipper:
             last_seq=self._cutter.next_seq - 1,
             spooled_files=self._segments.paths,
             dropped_points=self.stats.dropped_points,
+            unconfirmed_points=self.stats.unconfirmed_points,
             timed_out=timed_out,
         )
 
@@ -188,6 +192,8 @@ class Shipper:
         for batches in sends or ([[]] if self._watermark_due() else []):
             reply_or_none = self._round_trip([h.data for h in batches], "xadd")
             if reply_or_none is None:
+                if not self._link.refused:  # it may have landed before the link failed
+                    self._outbox.mark_handed_over(batches)
                 return
             self._outbox.mark_sent(batches)
             self.stats.batches_sent += len(batches)
@@ -276,12 +282,31 @@ class Shipper:
         return False
 
     def _shutdown(self) -> None:
-        """Wait briefly for a live collector's commit, then make the rest durable in the spool."""
+        """Wait briefly for a live collector's commit, then make the rest durable in the spool;
+        what the disk refuses waits for Redis until the same deadline, then is counted."""
         wait = self._commit_wait
-        if self._settings.mode == "online" and wait > 0 and self._collector_expected():
-            self._wait_for_commit(time.monotonic() + wait)
+        deadline = time.monotonic() + wait
+        online = self._settings.mode == "online" and wait > 0
+        if online and self._collector_expected():
+            self._wait_for_commit(deadline)
         self._backlog.close()
+        while online and self._outbox and time.monotonic() < deadline:
+            if self._collector_expected():
+                self._wait_for_commit(deadline)
+            else:
+                time.sleep(LAST_CHANCE_RETRY_SECONDS)
+        self._backlog.give_up(self._unconfirmed)
         self._link.close()
+
+    def _unconfirmed(self, held: Held) -> None:
+        self.stats.unconfirmed_points += held.points
+        log.error(
+            "run %s: %d points of batch %d were sent to Redis but neither committed nor saved to the spool; "
+            "they are stored unless Redis lost them",
+            self._ident.run_id,
+            held.points,
+            held.seq,
+        )
 
     def _wait_for_commit(self, deadline: float) -> None:
         """Replay and poll until everything is committed or the deadline; a link that fails is

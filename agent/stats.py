@@ -18,6 +18,7 @@ class ShipperStats:
     # Two counters, each written by one side only: a `+=` from two threads can lose counts.
     dropped_in_shipper: int = 0  # by the shipper thread
     dropped_at_queue: int = 0  # by logging threads, under the run's overflow lock
+    unconfirmed_points: int = 0  # handed to Redis, never confirmed, not saved: stored unless Redis lost them
     redis_errors: int = 0
     committed_seq: int = -1
     last_error: str = ""
@@ -37,4 +38,7 @@ class FinishReport:
     last_seq: int
     spooled_files: list[str] = field(default_factory=list)
     dropped_points: int = 0
+    # Handed to Redis but neither committed nor saved to the spool when the process finished
+    # (Redis was unreachable and the disk refused them): stored, unless Redis lost them too.
+    unconfirmed_points: int = 0
     timed_out: bool = False

@@ -89,7 +89,9 @@ class LedgerCheck:
     wrong: int = 0
     unexpected: int = 0
     reported_dropped: int = 0
-    unreported_lost: int = 0  # lost beyond what the agent reported dropped
+    reported_unconfirmed: int = 0  # handed to Redis, not saved at finish: stored unless Redis lost them
+    unconfirmed_lost: int = 0  # of those, how many Redis did lose
+    unreported_lost: int = 0  # lost beyond what the agent reported dropped or unconfirmed
     overcounted: int = 0  # reported dropped although stored
     seq_gaps: int = 0
     problems: list[SeriesProblem] = field(default_factory=list)
@@ -125,7 +127,9 @@ def check(store: Any, run_id: str, directory: Path, ranks: int) -> LedgerCheck:
         rows = read_ledger(ledger_path(directory, rank))
         report = json.loads(report_path(directory, rank).read_text()) if report_path(directory, rank).exists() else {}
         dropped = int(report.get("dropped_points", 0))
+        unconfirmed = int(report.get("unconfirmed_points", 0))
         result.reported_dropped += dropped
+        result.reported_unconfirmed += unconfirmed
         probe = rows[rows["step"] % PROBE_EVERY == 0]
         lost_here = 0
         for key, steps, values, at in (
@@ -151,7 +155,8 @@ def check(store: Any, run_id: str, directory: Path, ranks: int) -> LedgerCheck:
             want = values[present]
             differs = (stored_values != want) & ~(np.isnan(stored_values) & np.isnan(want))
             _note(result, rank, key, "wrong", steps[present][differs])
-        result.unreported_lost += max(0, lost_here - dropped)
+        result.unreported_lost += max(0, lost_here - dropped - unconfirmed)
+        result.unconfirmed_lost += min(unconfirmed, max(0, lost_here - dropped))
         result.overcounted += max(0, dropped - lost_here)
     for key, summary in run["metrics"].items():  # the summaries count each stored point once
         extra = int(summary["count"]) - distinct_by_key.get(key, 0)

@@ -54,6 +54,7 @@ def run_rank(spec: dict[str, Any]) -> None:
                 "steps": step,
                 "points": report.points,
                 "dropped_points": report.dropped_points,
+                "unconfirmed_points": report.unconfirmed_points,
                 "timed_out": report.timed_out,
                 "spooled_files": report.spooled_files,
                 "committed_seq": report.committed_seq,

@@ -8,12 +8,14 @@ store against the ledger and the agent's count of dropped points.
 from __future__ import annotations
 
 import errno
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ledger import WAIT, CollectorThread, Ledger, make_batch, start_run, value_of
-from servers import FaultyRedis
+from ledger import WAIT, CollectorThread, Ledger, make_batch, start_run, value_of, wait_until
+from servers import FaultyRedis, redis_binary
 
 from aquarium.agent import cutter
 from aquarium.agent.spool import SpoolHeader, SpoolWriter, segment_path
@@ -127,3 +129,79 @@ def test_a_requeued_process_replays_the_dead_incarnations_spool(redis_url: str, 
         assert report.committed_seq == report.last_seq and report.spooled_files == [], report
         ledger.check(running.collector.store)
     assert not orphan.exists()
+
+
+def aof_redis(tmp_path: Path) -> FaultyRedis:
+    """A redis-server that fsyncs every write to its AOF: a kill -9 loses nothing it acked."""
+    return FaultyRedis(
+        data_dir=tmp_path / "redis-aof",
+        binary=redis_binary(),
+        extra_args=["--appendonly", "yes", "--appendfsync", "always"],
+    )
+
+
+def log_sent_then_parked(run: Any, redis: FaultyRedis, ledger: Ledger) -> None:
+    """Steps 0-499 reach Redis (no collector confirms them); Redis dies; 500-799 stay in memory
+    because the disk is full."""
+    for step in range(500):
+        ledger.log(run, step)
+    assert run.flush(timeout=WAIT)
+    assert run.stats.batches_sent > 0
+    redis.kill()
+    for step in range(500, 800):
+        ledger.log(run, step)
+    assert run.flush(timeout=WAIT)
+
+
+def test_finishing_on_a_full_disk_waits_for_redis_to_come_back(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Soak seed 9: a full disk and a Redis restart from its AOF at finish. The batches only in
+    memory wait for Redis (up to commit_wait) instead of being counted dropped although stored."""
+    redis = aof_redis(tmp_path)
+    redis.start()
+    try:
+        monkeypatch.setattr(SpoolWriter, "_write", disk_full)
+        ledger = Ledger()
+        run = start_run(redis.url, data_dir, "last-chance", flush_interval=3600.0, commit_wait=30.0)
+        log_sent_then_parked(run, redis, ledger)
+        reports: list[Any] = []
+        finishing = threading.Thread(target=lambda: reports.append(run.finish(timeout=60.0)))
+        finishing.start()
+        time.sleep(1.0)  # finish() found Redis down and the disk full; then Redis comes back
+        # (started from this thread: the server dies with the thread that started it)
+        redis.start()
+        with CollectorThread(redis.url, data_dir, ingest_spool=False) as running:
+            finishing.join(60.0)
+            assert reports, "finish() did not return"
+            report = reports[0]
+            ledger.check(running.collector.store)
+        assert (report.dropped_points, report.unconfirmed_points) == (0, 0), report
+        assert report.committed_seq == report.last_seq, report
+    finally:
+        redis.stop()
+
+
+def test_what_reached_redis_but_not_the_disk_is_unconfirmed_not_dropped(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis stays down past commit_wait: the never-sent batches are dropped and counted; the
+    sent ones are reported unconfirmed, and Redis restarted from its AOF does deliver them."""
+    redis = aof_redis(tmp_path)
+    redis.start()
+    try:
+        monkeypatch.setattr(SpoolWriter, "_write", disk_full)
+        run = start_run(redis.url, data_dir, "unconfirmed", flush_interval=3600.0, commit_wait=0.5)
+        log_sent_then_parked(run, redis, Ledger())
+        report = run.finish(timeout=WAIT)
+        assert report.points == 800
+        assert report.dropped_points == 300, report
+        assert report.unconfirmed_points == 500, report
+        redis.start()  # from the AOF: steps 0-499 are still in the stream
+        with CollectorThread(redis.url, data_dir, ingest_spool=False) as running:
+            store = running.collector.store
+            wait_until(lambda: stored_points(store, "unconfirmed") == 500, "the AOF's batches are committed")
+            steps = store.read_series("unconfirmed", "x").steps
+            assert list(steps) == list(range(500))
+    finally:
+        redis.stop()
