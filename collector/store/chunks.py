@@ -63,15 +63,32 @@ def insert_chunk(
 
 
 def read_chunks(
-    conn: sqlite3.Connection, series_id: int, *, with_times: bool = True, ids: list[int] | None = None
+    conn: sqlite3.Connection,
+    series_id: int,
+    *,
+    with_times: bool = True,
+    ids: list[int] | None = None,
+    start: int | None = None,
+    end: int | None = None,
 ) -> Iterator[Chunk]:
-    """A series' chunks (or only those with ``ids``) in precedence order, decoded."""
+    """A series' chunks (or only those with ``ids``) in precedence order, decoded.
+
+    ``start``/``end`` (inclusive) keep only chunks whose ``first_step``..``last_step`` overlaps
+    them. Those are a chunk's first and last steps, its bounds only when its steps rise: callers
+    pass a range only for an ordered series (see ``window``).
+    """
     times_column = "c.times" if with_times else "NULL"
     where = "c.series_id = ?"
     args: list[int] = [series_id]
     if ids is not None:
         where += f" AND c.id IN ({','.join('?' * len(ids))})"
         args += ids
+    if start is not None:
+        where += " AND c.last_step >= ?"
+        args.append(start)
+    if end is not None:
+        where += " AND c.first_step <= ?"
+        args.append(end)
     empty = np.empty(0, np.float64)
     for row in conn.execute(
         f"""SELECT c.id, c.incarnation_id, c.seq_first, c.seq_last, c.encoding, c.steps, c.vals, {times_column}

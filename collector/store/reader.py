@@ -167,6 +167,12 @@ def read_aggregate(conn: sqlite3.Connection, run_id: str, key: str) -> Aggregate
     per_rank = [read_series(conn, run_id, key, r, with_times=False) for r in ranks]
     if not per_rank:
         read_series(conn, run_id, key)  # raises RunNotFoundError for an unknown run
+    return aggregate(per_rank)
+
+
+def aggregate(per_rank: list[Series]) -> Aggregate:
+    """Mean, min and max of the ranks' series at each step any of them logged (NaN left out)."""
+    if not any(len(s) for s in per_rank):
         empty = np.empty(0, np.float64)
         return Aggregate(np.empty(0, np.int64), empty, empty, empty, np.empty(0, np.int64))
     steps = np.concatenate([s.steps for s in per_rank])
