@@ -62,6 +62,21 @@ def insert_chunk(
     return small
 
 
+def _where(series_id: int, ids: list[int] | None, start: int | None, end: int | None) -> tuple[str, list[int]]:
+    where = "c.series_id = ?"
+    args: list[int] = [series_id]
+    if ids is not None:
+        where += f" AND c.id IN ({','.join('?' * len(ids))})"
+        args += ids
+    if start is not None:
+        where += " AND c.last_step >= ?"
+        args.append(start)
+    if end is not None:
+        where += " AND c.first_step <= ?"
+        args.append(end)
+    return where, args
+
+
 def read_chunks(
     conn: sqlite3.Connection,
     series_id: int,
@@ -78,17 +93,7 @@ def read_chunks(
     pass a range only for an ordered series (see ``window``).
     """
     times_column = "c.times" if with_times else "NULL"
-    where = "c.series_id = ?"
-    args: list[int] = [series_id]
-    if ids is not None:
-        where += f" AND c.id IN ({','.join('?' * len(ids))})"
-        args += ids
-    if start is not None:
-        where += " AND c.last_step >= ?"
-        args.append(start)
-    if end is not None:
-        where += " AND c.first_step <= ?"
-        args.append(end)
+    where, args = _where(series_id, ids, start, end)
     empty = np.empty(0, np.float64)
     for row in conn.execute(
         f"""SELECT c.id, c.incarnation_id, c.seq_first, c.seq_last, c.encoding, c.steps, c.vals, {times_column}
@@ -106,6 +111,40 @@ def read_chunks(
             codec.decode_column(encoding, vals, "values"),
             codec.decode_column(encoding, times, "times") if with_times else empty,
         )
+
+
+def read_columns(
+    conn: sqlite3.Connection,
+    series_id: int,
+    *,
+    with_times: bool = True,
+    start: int | None = None,
+    end: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What ``concat(list(read_chunks(...)))`` returns, decoded straight into three arrays.
+
+    For long reads: one allocation per column instead of one per chunk plus the concatenation,
+    which halves the fresh memory a read touches (page faults, not decoding, dominated).
+    """
+    where, args = _where(series_id, None, start, end)
+    rows = conn.execute(
+        f"""SELECT c.n, c.encoding, c.steps, c.vals, {"c.times" if with_times else "NULL"}
+            FROM chunks c JOIN incarnations i ON i.id = c.incarnation_id
+            WHERE {where} ORDER BY {PRECEDENCE}""",
+        args,
+    ).fetchall()
+    total = sum(row[0] for row in rows)
+    steps, values = np.empty(total, np.int64), np.empty(total, np.float64)
+    times = np.empty(total if with_times else 0, np.float64)
+    at = 0
+    for n, encoding, steps_blob, values_blob, times_blob in rows:
+        part = slice(at, at + n)
+        codec.decode_column_into(encoding, steps_blob, "steps", steps[part])
+        codec.decode_column_into(encoding, values_blob, "values", values[part])
+        if with_times:
+            codec.decode_column_into(encoding, times_blob, "times", times[part])
+        at += n
+    return steps, values, times
 
 
 def concat(chunks: list[Chunk]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -34,7 +34,7 @@ import numpy as np
 
 from aquarium.agent.errors import RunNotFoundError
 
-from .chunks import concat, last_value_per_step, read_chunks
+from .chunks import last_value_per_step, read_columns
 from .errors import KeyNotFoundError, WindowError
 from .reader import EMPTY, Series, aggregate, downsample
 
@@ -103,14 +103,11 @@ def read_range(
 ) -> Series:
     """One series' points with steps in ``start``..``end`` (inclusive), one value per step."""
     ranged = ordered and (start is not None or end is not None)
-    chunks = list(
-        read_chunks(
-            conn, series_id, with_times=with_times, start=start if ranged else None, end=end if ranged else None
-        )
+    steps, values, times = read_columns(
+        conn, series_id, with_times=with_times, start=start if ranged else None, end=end if ranged else None
     )
-    if not chunks:
+    if not len(steps):
         return EMPTY
-    steps, values, times = concat(chunks)
     if not ordered:
         steps, values, times = last_value_per_step(steps, values, times)
     lo = 0 if start is None else int(np.searchsorted(steps, start, "left"))
