@@ -18,7 +18,7 @@ import numpy as np
 
 from aquarium.agent.errors import RunNotFoundError
 
-from .chunks import concat, last_value_per_step, read_chunks
+from .chunks import last_value_per_step, read_columns
 
 
 @dataclass(frozen=True)
@@ -152,10 +152,9 @@ def read_series(conn: sqlite3.Connection, run_id: str, key: str, rank: int = 0, 
             raise RunNotFoundError(run_id)
         return EMPTY
     series_id, ordered = row
-    chunks = list(read_chunks(conn, series_id, with_times=with_times))
-    if not chunks:
+    steps, values, times = read_columns(conn, series_id, with_times=with_times)
+    if not len(steps):
         return EMPTY
-    steps, values, times = concat(chunks)
     if not ordered:
         steps, values, times = last_value_per_step(steps, values, times)
     return Series(steps, values, times)
@@ -172,14 +171,15 @@ def read_aggregate(conn: sqlite3.Connection, run_id: str, key: str) -> Aggregate
 
 def aggregate(per_rank: list[Series]) -> Aggregate:
     """Mean, min and max of the ranks' series at each step any of them logged (NaN left out)."""
-    if not any(len(s) for s in per_rank):
+    present = [s for s in per_rank if len(s)]
+    if not present:
         empty = np.empty(0, np.float64)
         return Aggregate(np.empty(0, np.int64), empty, empty, empty, np.empty(0, np.int64))
-    steps = np.concatenate([s.steps for s in per_rank])
-    values = np.concatenate([s.values for s in per_rank])
+    steps = np.concatenate([s.steps for s in present])
+    values = np.concatenate([s.values for s in present])
     order = np.argsort(steps, kind="stable")
     steps, values = steps[order], values[order]
-    unique_steps, starts = np.unique(steps, return_index=True)
+    starts = np.flatnonzero(np.concatenate(([True], steps[1:] != steps[:-1])))  # np.unique would sort again
     valid = ~np.isnan(values)
     counts = np.add.reduceat(valid.astype(np.int64), starts)
     sums = np.add.reduceat(np.where(valid, values, 0.0), starts)
@@ -189,7 +189,7 @@ def aggregate(per_rank: list[Series]) -> Aggregate:
     maxs = np.maximum.reduceat(np.where(valid, values, -np.inf), starts)
     mins[counts == 0] = np.nan
     maxs[counts == 0] = np.nan
-    return Aggregate(unique_steps, mean, mins, maxs, counts)
+    return Aggregate(steps[starts], mean, mins, maxs, counts)
 
 
 def downsample(steps: np.ndarray, values: np.ndarray, max_points: int) -> np.ndarray:

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from aquarium.agent.errors import RunNotFoundError
 from aquarium.collector import KeyNotFoundError, Store, Window, WindowError
-from aquarium.collector.store.chunks import read_chunks
+from aquarium.collector.store import codec
+from aquarium.collector.store.chunks import concat, read_chunks, read_columns
 
 MEMORY = "/dev/shm" if os.path.isdir("/dev/shm") else None
 NAN = math.nan
@@ -258,3 +259,18 @@ def test_any_range_of_any_series_is_the_slice_of_read_series(
             assert sampled.steps[-1] == window.steps[-1]
         if len(sampled) > 1:
             assert sampled.steps[0] == window.steps[0]
+
+
+@pytest.mark.parametrize(("points", "encodings"), [(100, {codec.RAW}), (5000, {codec.RAW, codec.PACKED})])
+def test_read_columns_decodes_like_read_chunks(store: Store, points: int, encodings: set[int]) -> None:
+    values = [NAN, math.inf, -0.0, *range(points)]
+    store.ingest([make_batch(0, list(range(len(values))), values)])  # packed when large
+    store.ingest([make_batch(1, [9000, 9001], [1.0, 2.0])])  # a small raw chunk after it
+    conn = store._reader()
+    assert {e for (e,) in conn.execute("SELECT encoding FROM chunks")} == encodings
+    for with_times in (True, False):
+        expected = concat(list(read_chunks(conn, 1, with_times=with_times)))
+        got = read_columns(conn, 1, with_times=with_times)
+        assert all(same(a, b) for a, b in zip(got, expected))
+    with pytest.raises(ValueError, match="does not hold 3 points"):
+        codec.decode_column_into(codec.PACKED, codec.encode(*(np.zeros(4),) * 3).values, "values", np.empty(3))
