@@ -4,6 +4,8 @@ A chunk holds one series' points from a run of contiguous seqs of one incarnatio
 columns (see ``codec``). Ingest and compaction write chunks with ``insert_chunk``; reads,
 compaction and summary rebuilds read them with ``read_chunks``, in precedence order: the order
 in which the points were logged, so that where a step was logged twice the later value wins.
+Series reads use ``read_columns``: the same points in the same order, decoded into one array
+per column.
 """
 
 from __future__ import annotations
