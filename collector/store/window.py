@@ -67,8 +67,12 @@ class Window:
 
 
 def _check_int(name: str, value: Any) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int | np.integer)):
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise WindowError(name, value, "must be an integer")
+    if not -(2**63) <= value < 2**63:  # steps are int64; SQLite would raise OverflowError
+        raise WindowError(name, value, "must fit in 64 bits")
 
 
 def check_arguments(rank: int | None, agg: str | None, samples: int | None, start: int | None, end: int | None) -> None:

@@ -208,6 +208,8 @@ def test_unknown_run_key_and_rank(ranks: Store) -> None:
         ({"samples": 2.5}, "samples=2.5: must be an integer"),
         ({"start": True}, "start=True: must be an integer"),
         ({"rank": "0"}, "rank='0': must be an integer"),
+        ({"end": 2**63}, "end=9223372036854775808: must fit in 64 bits"),
+        ({"start": -(2**64)}, "start=-18446744073709551616: must fit in 64 bits"),
     ],
 )
 def test_bad_arguments_raise_window_error(ranks: Store, kwargs: dict[str, object], message: str) -> None:
@@ -216,6 +218,11 @@ def test_bad_arguments_raise_window_error(ranks: Store, kwargs: dict[str, object
     assert isinstance(caught.value, ValueError)
     with pytest.raises(WindowError):  # arguments are checked before the run is looked up
         ranks.read_window("nope", "loss", **kwargs)  # type: ignore[arg-type]
+
+
+def test_the_widest_range_is_every_step(ranks: Store) -> None:
+    window = ranks.read_window("r1", "loss", agg="mean", start=-(2**63), end=2**63 - 1)
+    assert window.steps.tolist() == list(range(15))
 
 
 def test_read_series_and_read_aggregate_are_unchanged(ranks: Store) -> None:
