@@ -10,14 +10,30 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .columnar import ColumnarFormatError
     from .compat import ExperimentManager
     from .consumer import Collector
     from .settings import CollectorSettings
-    from .store import Store
+    from .store import KeyNotFoundError, Store, Window, WindowError
 
-__all__ = ["Collector", "CollectorSettings", "ExperimentManager", "Store"]
+__all__ = [
+    "Collector",
+    "CollectorSettings",
+    "ColumnarFormatError",
+    "ExperimentManager",
+    "KeyNotFoundError",
+    "Store",
+    "Window",
+    "WindowError",
+]
 
 _HOMES = {"Collector": ".consumer", "CollectorSettings": ".settings", "ExperimentManager": ".compat", "Store": ".store"}
+_HOMES |= {
+    "ColumnarFormatError": ".columnar",
+    "KeyNotFoundError": ".store",
+    "Window": ".store",
+    "WindowError": ".store",
+}
 
 
 def __getattr__(name: str) -> Any:

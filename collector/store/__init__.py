@@ -23,20 +23,26 @@ from aquarium.agent.wire import Batch
 
 from . import compact as _compact
 from . import reader
+from . import window as _window
+from .errors import KeyNotFoundError, WindowError
 from .ingest import IngestResult, ingest
 from .ledger import conflict_reason
 from .reader import Aggregate, Series
 from .schema import DB_NAME, ReadOnlyStoreError, check_current, connect, connect_read_only, is_writable
 from .spool_ingest import SpoolIngestReport, ingest_spool_dir
+from .window import Window
 from .writer import Writer
 
 __all__ = [
     "Aggregate",
     "IngestResult",
+    "KeyNotFoundError",
     "ReadOnlyStoreError",
     "Series",
     "SpoolIngestReport",
     "Store",
+    "Window",
+    "WindowError",
     "conflict_reason",
 ]
 
@@ -166,6 +172,27 @@ class Store:
             keep = reader.downsample(agg.steps, agg.mean, max_points)
             agg = Aggregate(agg.steps[keep], agg.mean[keep], agg.min[keep], agg.max[keep], agg.count[keep])
         return agg
+
+    def read_window(
+        self,
+        run_id: str,
+        key: str,
+        *,
+        rank: int | None = None,
+        agg: str | None = None,
+        samples: int | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> Window:
+        """Steps ``start``..``end`` (inclusive) of one rank's series (default rank 0) or of an
+        aggregate across ranks (``agg``: mean, min, max, or all = mean with the min/max band),
+        downsampled to at most ``samples`` points; see ``window``.
+
+        Raises WindowError for bad arguments, RunNotFoundError, KeyNotFoundError.
+        """
+        return _window.read_window(
+            self._reader(), run_id, key, rank=rank, agg=agg, samples=samples, start=start, end=end
+        )
 
     def watermark(self, run_id: str, rank: int, incarnation: str) -> int:
         row = (
