@@ -12,12 +12,31 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .compat import ExperimentManager
     from .consumer import Collector
+    from .query import QueryError, parse_filter, parse_sort
     from .settings import CollectorSettings
-    from .store import Store
+    from .store import RunPage, Store
 
-__all__ = ["Collector", "CollectorSettings", "ExperimentManager", "Store"]
+__all__ = [
+    "Collector",
+    "CollectorSettings",
+    "ExperimentManager",
+    "QueryError",
+    "RunPage",
+    "Store",
+    "parse_filter",
+    "parse_sort",
+]
 
-_HOMES = {"Collector": ".consumer", "CollectorSettings": ".settings", "ExperimentManager": ".compat", "Store": ".store"}
+_HOMES = {
+    "Collector": ".consumer",
+    "CollectorSettings": ".settings",
+    "ExperimentManager": ".compat",
+    "QueryError": ".query",
+    "RunPage": ".store",
+    "Store": ".store",
+    "parse_filter": ".query",
+    "parse_sort": ".query",
+}
 
 
 def __getattr__(name: str) -> Any:
