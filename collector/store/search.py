@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from aquarium.agent.statuses import RUNNING
 from aquarium.collector.query import Ago, And, Compare, Expr, Field, HasTag, In, Not, Or, Sort, Value
 
 from .reader import _RUN_COLUMNS, _rows
@@ -70,8 +71,8 @@ class _Compiler:
         if f.kind == "duration":
             return (
                 "(CASE WHEN r.ended_at IS NOT NULL THEN r.ended_at - r.started_at "
-                "WHEN r.status = 'running' THEN ? - r.started_at END)",
-                (self.now,),
+                "WHEN r.status = ? THEN ? - r.started_at END)",
+                (RUNNING, self.now),
             )
         if f.kind == "tag":
             return "(SELECT t.value FROM tags t WHERE t.run_id = r.id AND t.key = ?)", (f.name,)
@@ -287,7 +288,7 @@ def _duration(run: dict[str, Any], now: float) -> float | None:
         return None
     if run["ended_at"] is not None:
         return float(run["ended_at"] - run["started_at"])
-    return now - float(run["started_at"]) if run["status"] == "running" else None
+    return now - float(run["started_at"]) if run["status"] == RUNNING else None
 
 
 def _fold(
