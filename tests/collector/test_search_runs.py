@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 from batches import make_batch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from aquarium.collector import QueryError, RunPage, Store
 
@@ -288,3 +290,63 @@ def test_a_read_only_store_searches(runs: Store) -> None:
     with Store(path, read_only=True) as store:
         assert ids(store, '"prod" in tags') == ["d", "a"]
     assert sqlite3.connect(path / "aquarium.db").execute("SELECT count(*) FROM runs").fetchone()[0] == 4
+
+
+FIELDS = [
+    "params.lr",
+    "params.optimizer",
+    "params.amp",
+    "params.layers",
+    "params.note",
+    "metrics.val_loss.last",
+    "metrics.val_loss.min",
+    "val_loss.max",
+    "metrics.train/loss.count",
+    "tags.team",
+    "tags",
+    "status",
+    "name",
+    "id",
+    "experiment",
+    "created",
+    "started",
+    "ended",
+    "duration",
+]
+OPS = ["==", "!=", "<", "<=", ">", ">=", "contains", "~", "in"]
+LITERALS = [
+    "1",
+    "-1.5e-3",
+    '"adam"',
+    "'x'",
+    "true",
+    "false",
+    "null",
+    "-7d",
+    "5m",
+    "2026-11-30",
+    '("a", 1, null)',
+    '"^a"',
+]
+comparison = st.builds(
+    lambda f, op, v: f"{f} {op} {v}", st.sampled_from(FIELDS), st.sampled_from(OPS), st.sampled_from(LITERALS)
+)
+queries = st.recursive(
+    comparison | st.just('"prod" in tags'),
+    lambda inner: (
+        st.builds(lambda a, j, b: f"({a} {j} {b})", inner, st.sampled_from(["and", "or"]), inner)
+        | inner.map(lambda q: f"not {q}")
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=queries, sort=st.lists(st.sampled_from(FIELDS[:-9] + ["-duration", "name desc"]), max_size=3))
+def test_whatever_parses_also_runs(runs: Store, query: str, sort: list[str]) -> None:
+    """Each query the parser accepts compiles to SQL SQLite runs (the runs are only read here)."""
+    try:
+        page = runs.search_runs(query, ", ".join(s for s in sort if s != "tags") or None, limit=2)
+    except QueryError:
+        return
+    assert page.total <= 4 and len(page.runs) <= 2
