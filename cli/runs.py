@@ -29,34 +29,96 @@ STATUS_STYLES |= dict.fromkeys(STOPPED, "magenta")
 @data_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of runs instead of a table.")
 @click.option("--experiment", default=None, help="Only the runs of this experiment.")
-def ls_command(data_dir: Path, as_json: bool, experiment: str | None) -> None:
+@click.option(
+    "--filter",
+    "filter_",
+    metavar="EXPR",
+    default=None,
+    help="Only the runs matching EXPR, e.g. 'params.lr > 1e-3 and metrics.val_loss.min < 0.3 and \"prod\" in tags' "
+    "(see README, Finding runs).",
+)
+@click.option(
+    "--sort",
+    metavar="FIELDS",
+    default=None,
+    help="Order by these comma-separated fields, '-' first for descending, e.g. -metrics.val_loss.min "
+    "(runs without the field come last). Default: newest first.",
+)
+@click.option("--limit", type=click.IntRange(min=0), default=None, help="Show at most this many runs.")
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Skip this many runs first.")
+@click.pass_context
+def ls_command(
+    ctx: click.Context,
+    data_dir: Path,
+    as_json: bool,
+    experiment: str | None,
+    filter_: str | None,
+    sort: str | None,
+    limit: int | None,
+    offset: int,
+) -> None:
     """List runs: id, name, experiment, status, ranks, when the run started.
+
+    --filter and --sort take the run query language: fields params.<name>,
+    metrics.<key>.{last,min,max,count}, tags, tags.<name>, status, experiment, name, id,
+    created, started, ended, duration; operators == != < <= > >= in contains ~ and or not.
 
     Spooled batches are ingested first, so offline runs show up (a read-only data dir is read
     as it is, and the command says how many spool files wait).
     """
+    from aquarium.collector import QueryError, parse_filter, parse_sort
+
+    for option, text, parse in (("--filter", filter_, parse_filter), ("--sort", sort, parse_sort)):
+        if text is not None and text.strip():
+            try:
+                parse(text)
+            except QueryError as e:  # a usage error: the message, the query and a caret; exit 2
+                raise click.BadParameter(str(e), ctx=ctx, param_hint=f"'{option}'") from e
     if not data_dir.exists():
         click.echo("[]" if as_json else f"no runs: {data_dir} does not exist yet")
         return
     from aquarium.collector import Store
 
+    query = _with_experiment(filter_, experiment)
     with Store(data_dir) as store:
         _ingest_spool_or_say_what_waits(store)
-        runs = store.list_runs(experiment)
+        try:
+            page = store.search_runs(query, sort, limit, offset)
+        except QueryError as e:  # only when --experiment makes the filter too long
+            raise click.BadParameter(str(e), ctx=ctx, param_hint="'--filter'") from e
+    runs = page.runs
     if as_json:
         click.echo(_json(runs))
         return
     if not runs:
-        click.echo("no runs" + (f" in experiment {experiment!r}" if experiment else ""))
+        if page.total:
+            click.echo(f"no runs from offset {offset:,}: {plural(page.total, 'run')} match")
+        else:
+            where = f" in experiment {experiment!r}" if experiment else ""
+            click.echo(f"no runs{where}" + (" match the filter" if filter_ and filter_.strip() else ""))
         return
-    title = f"{plural(len(runs), 'run')} in {escape(str(data_dir))}"
+    matching = " matching the filter" if filter_ and filter_.strip() else ""
+    caption = None
+    if len(runs) < page.total:
+        shown = f"{offset + 1:,}-{offset + len(runs):,}" if offset else f"{len(runs):,}"
+        caption = f"showing {shown} of {plural(page.total, 'run')}"
     table = Table(
-        title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True
+        title=f"{plural(page.total, 'run')}{matching} in {escape(str(data_dir))}",
+        title_justify="left",
+        caption=caption,
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
     )
-    for column in ("id", "name", "experiment", "status", "ranks", "started"):
+    sorted_by = [s.field for s in parse_sort(sort)] if sort and sort.strip() else []
+    extra = [f for f in sorted_by if f.kind in ("param", "metric", "tag", "duration")]
+    sort_columns = [str(f) for f in extra]
+    for column in ("id", "name", "experiment", "status", "ranks", "started", *sort_columns):
         table.add_column(
-            column,
-            no_wrap=column in WHOLE_COLUMNS,
+            escape(column),
+            no_wrap=column in WHOLE_COLUMNS or column in sort_columns,
             overflow="fold",
             min_width=len(column),
             justify="right" if column == "ranks" else "left",
@@ -69,8 +131,35 @@ def ls_command(data_dir: Path, as_json: bool, experiment: str | None) -> None:
             _status(run["status"]),
             str(run["ranks"]),
             _when(run["started_at"]),
+            *(escape(_shown(_field_value(run, f))) for f in extra),
         )
     print_table(console(), table)
+
+
+def _with_experiment(query: str | None, experiment: str | None) -> str | None:
+    """The filter, restricted to --experiment (as a quoted string literal, escaped)."""
+    if experiment is None:
+        return query
+    quoted = '"' + experiment.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"experiment == {quoted}" + (f" and ({query})" if query and query.strip() else "")
+
+
+def _field_value(run: dict[str, Any], field: Any) -> Any:
+    if field.kind == "param":
+        return run["params"].get(field.name)
+    if field.kind == "tag":
+        return run["tags"].get(field.name)
+    if field.kind == "metric":
+        return run["metrics"].get(field.name, {}).get(field.agg)
+    return run["duration"]
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 @click.command()

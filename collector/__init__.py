@@ -10,30 +10,32 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .client import Api, ApiError
     from .columnar import ColumnarFormatError
     from .compat import ExperimentManager
     from .consumer import Collector
+    from .query import QueryError, parse_filter, parse_sort
     from .settings import CollectorSettings
-    from .store import KeyNotFoundError, Store, Window, WindowError
+    from .store import KeyNotFoundError, RunPage, Store, Window, WindowError
 
-__all__ = [
-    "Collector",
-    "CollectorSettings",
-    "ColumnarFormatError",
-    "ExperimentManager",
-    "KeyNotFoundError",
-    "Store",
-    "Window",
-    "WindowError",
-]
-
-_HOMES = {"Collector": ".consumer", "CollectorSettings": ".settings", "ExperimentManager": ".compat", "Store": ".store"}
-_HOMES |= {
+_HOMES = {
+    "Api": ".client",
+    "ApiError": ".client",
+    "Collector": ".consumer",
+    "CollectorSettings": ".settings",
     "ColumnarFormatError": ".columnar",
+    "ExperimentManager": ".compat",
     "KeyNotFoundError": ".store",
+    "QueryError": ".query",
+    "RunPage": ".store",
+    "Store": ".store",
     "Window": ".store",
     "WindowError": ".store",
+    "parse_filter": ".query",
+    "parse_sort": ".query",
 }
+
+__all__ = sorted(_HOMES)
 
 
 def __getattr__(name: str) -> Any:

@@ -135,6 +135,9 @@ class _Http:
         return list(self._json(f"/api/runs/{quote(run_id, safe='')}/keys")["keys"])
 
     def read_window(self, run_id: str, key: str, **options: Any) -> Window:
+        from .store.window import check_arguments
+
+        check_arguments(options["rank"], options["agg"], options["samples"], options["start"], options["end"])
         path = f"/api/runs/{quote(run_id, safe='')}/series/{quote(key, safe='')}"
         return decode_window(self._get(path, {**options, "format": "columns"}, accept=COLUMNS_TYPE))
 
@@ -153,6 +156,11 @@ def _error(status: int, body: bytes) -> AquariumError:
         return ApiError(status, "http", body[:200].decode(errors="replace"))
     if code == "unknown_run":
         return RunNotFoundError(str(answer.get("run", reason)))
+    if code == "unknown_key":
+        from .store import KeyNotFoundError
+
+        return KeyNotFoundError(str(answer.get("run")), str(answer.get("key")), answer.get("rank"))
+
     if code == "bad_query":
         from .query import QueryError
 

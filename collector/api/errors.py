@@ -48,7 +48,7 @@ def _status_of(error: AquariumError) -> tuple[int, str, dict[str, Any]]:
     if isinstance(error, RunNotFoundError):
         return 404, "unknown_run", {"run": error.run_id}
     if isinstance(error, KeyNotFoundError):
-        return 404, "unknown_key", {}
+        return 404, "unknown_key", {"run": error.run_id, "key": error.key, "rank": error.rank}
     if isinstance(error, TooLargeError):
         return 413, "too_large", {}
     return 400, "bad_request", {}

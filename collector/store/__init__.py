@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 
 from aquarium.agent.spool import spool_files
 from aquarium.agent.wire import Batch
+from aquarium.collector.query import parse_filter, parse_sort
 
 from . import compact as _compact
 from . import reader
@@ -29,6 +31,7 @@ from .ingest import IngestResult, ingest
 from .ledger import conflict_reason
 from .reader import Aggregate, Series
 from .schema import DB_NAME, ReadOnlyStoreError, check_current, connect, connect_read_only, is_writable
+from .search import RunPage, search
 from .spool_ingest import SpoolIngestReport, ingest_spool_dir
 from .window import Window
 from .writer import Writer
@@ -38,6 +41,7 @@ __all__ = [
     "IngestResult",
     "KeyNotFoundError",
     "ReadOnlyStoreError",
+    "RunPage",
     "Series",
     "SpoolIngestReport",
     "Store",
@@ -146,6 +150,19 @@ class Store:
 
     def list_runs(self, experiment: str | None = None) -> list[dict[str, Any]]:
         return reader.list_runs(self._reader(), experiment)
+
+    def search_runs(
+        self, filter: str | None = None, sort: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> RunPage:
+        """The runs matching ``filter`` in ``sort`` order (default newest first), ``limit`` of them
+        from ``offset``, with their params, tags and metric summaries; ``total`` counts every match.
+
+        ``filter`` and ``sort`` are in the run query language (``aquarium.collector.query``);
+        either raises QueryError, with the position, when it cannot be parsed.
+        """
+        expr = parse_filter(filter) if filter is not None and filter.strip() else None
+        sorts = parse_sort(sort) if sort is not None and sort.strip() else ()
+        return search(self._reader(), expr, sorts, limit, offset, time.time())
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         return reader.get_run(self._reader(), run_id)

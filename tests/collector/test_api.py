@@ -55,7 +55,7 @@ def filled(store: Store) -> Iterator[Store]:
             ),
             make_batch(0, [0, 1, 2], [1.0, math.nan, 3.0], run="ranked", key="acc", meta={"name": "<b>bold</b>"}),
             make_batch(0, [0, 1, 2], [5.0, 6.0, 7.0], run="ranked", key="acc", rank=1),
-            make_batch(0, [0, 1], [1.0, 2.0], run="ranked", key="train/loss"),
+            make_batch(1, [0, 1], [1.0, 2.0], run="ranked", key="train/loss"),
             make_batch(0, [0, 1], [1.0, math.nan], run="nan-last", key="x"),
         ]
     )
