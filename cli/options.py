@@ -103,3 +103,15 @@ def http_options(port: int | None) -> Callable[[F], F]:
         )(f)
 
     return decorate
+
+
+def api_url_option(f: F) -> F:
+    return click.option(
+        "--api",
+        "api_url",
+        envvar="AQUARIUM_API_URL",
+        show_envvar=True,
+        default=None,
+        metavar="URL",
+        help="Read from this HTTP API (e.g. http://host:8054; AQUARIUM_API_TOKEN is sent) instead of --data-dir.",
+    )(f)

@@ -164,7 +164,9 @@ def _error(status: int, body: bytes) -> AquariumError:
     if code == "bad_query":
         from .query import QueryError
 
-        return QueryError.from_remote(reason, int(answer.get("position", 0)))
+        return QueryError(
+            str(answer.get("query", "")), int(answer.get("position", 0)), str(answer.get("reason", reason))
+        )
     return ApiError(status, code, reason)
 
 

@@ -32,8 +32,8 @@ class TooLargeError(AquariumError):
     """The answer (or the request) would exceed the server's bounds."""
 
 
-def error_response(status: int, code: str, reason: str, **extra: Any) -> web.Response:
-    body = {"error": reason, "code": code, **extra}
+def error_response(status: int, code: str, message: str, **extra: Any) -> web.Response:
+    body = {"error": message, "code": code, **extra}
     return web.Response(status=status, text=json.dumps(body), content_type="application/json")
 
 
@@ -42,7 +42,7 @@ def _status_of(error: AquariumError) -> tuple[int, str, dict[str, Any]]:
     from aquarium.collector.store import KeyNotFoundError, WindowError
 
     if isinstance(error, QueryError):
-        return 400, "bad_query", {"position": error.position}
+        return 400, "bad_query", {"position": error.position, "reason": error.reason, "query": error.query[:8192]}
     if isinstance(error, (BadRequestError, WindowError)):
         return 400, "bad_request", {}
     if isinstance(error, RunNotFoundError):

@@ -5,6 +5,7 @@ Real processes: the API answers over real HTTP while a real collector stores a r
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -15,9 +16,11 @@ from pathlib import Path
 
 import pytest
 from batches import make_batch
+from click.testing import CliRunner
 from test_up import Up
 
 import aquarium.agent as aq
+from aquarium.cli import cli
 from aquarium.cli.redis_server import free_port
 from aquarium.collector import Api, Store
 
@@ -43,6 +46,15 @@ def test_aquarium_api_serves_a_data_dir(tmp_path: Path, started: list[Up]) -> No
     with Api(f"http://127.0.0.1:{port}") as client:
         assert list(client.runs(filter="params.lr == 0.5")["id"]) == ["served"]
         assert list(client.series("served", "loss").values) == [3.0, 2.0, 1.0]
+    url = f"http://127.0.0.1:{port}"
+    listed = CliRunner().invoke(cli, ["ls", "--api", url, "--json", "--filter", "params.lr > 0.1"])
+    assert listed.exit_code == 0, listed.output
+    assert [run["id"] for run in json.loads(listed.stdout)] == ["served"]
+    shown = CliRunner().invoke(cli, ["show", "serv", "--api", url, "--json"])  # an id prefix, over HTTP
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["params"] == {"lr": 0.5}
+    missing = CliRunner().invoke(cli, ["show", "nope", "--api", url])
+    assert missing.exit_code == 1 and "nope" in missing.output
     api.process.send_signal(signal.SIGINT)
     assert api.process.wait(timeout=20) == 0, api.text()
 

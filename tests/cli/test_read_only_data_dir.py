@@ -59,7 +59,7 @@ def test_a_read_only_data_dir_is_read_through_api(tmp_path: Path) -> None:
         store.ingest([make_batch(0, [0, 1, 2], [1.0, 2.0, 3.0], run="theirs", params={"lr": 0.1})])
     script = (
         "import sys; from aquarium.collector import Api; api = Api(sys.argv[1]); "
-        'print(list(api.runs(filter="params.lr > 0.01")["id"]), list(api.series("theirs", "loss").values))'
+        'print(list(api.runs(filter="params.lr > 0.01")["id"]), api.series("theirs", "loss").values.tolist())'
     )
     result = run_on_read_only(data_dir, str(data_dir), argv=[sys.executable, "-P", "-c", script])
     assert result.returncode == 0, result.stderr

@@ -45,7 +45,7 @@ def filled(store: Store) -> Iterator[Store]:
                 steps,
                 [1.0 / (s + 1) for s in steps],
                 run="fast",
-                params={"lr": 0.01, "optimizer": {"name": "adam"}},
+                params={"lr": 0.01, "optimizer.name": "adam"},
                 tags={"prod": "", "team": "vision"},
                 meta={"experiment": "exp", "name": "fast"},
                 status=[("running", 1.7e9)],
