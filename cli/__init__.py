@@ -25,7 +25,7 @@ import redis
 
 from aquarium.agent.errors import AquariumError
 
-from . import demo, doctor, runs, serve, sync, up
+from . import api, demo, doctor, runs, serve, sync, up
 from .redis_server import RedisServerError
 
 __all__ = ["cli", "main"]
@@ -73,7 +73,16 @@ def cli(ctx: click.Context, verbose: int) -> None:
     ctx.call_on_close(remove)
 
 
-for _command in (up.up, serve.collector, runs.ls_command, runs.show, sync.sync, demo.demo, doctor.doctor_command):
+for _command in (
+    up.up,
+    serve.collector,
+    api.api_command,
+    runs.ls_command,
+    runs.show,
+    sync.sync,
+    demo.demo,
+    doctor.doctor_command,
+):
     cli.add_command(_command)
 
 

@@ -77,3 +77,41 @@ def say(message: str) -> None:
 def plural(count: int, noun: str, many: str | None = None) -> str:
     """``1 run``, ``2 runs``, ``1,024 entries``: every count the command line prints."""
     return f"{count:,} {noun if count == 1 else many or noun + 's'}"
+
+
+def http_options(port: int | None) -> Callable[[F], F]:
+    """--http-host / --http-port; ``port=None``: no API unless a port is given."""
+
+    def decorate(f: F) -> F:
+        f = click.option(
+            "--http-port",
+            envvar="AQUARIUM_API_PORT",
+            show_envvar=True,
+            type=click.IntRange(0, 65535),
+            default=port,
+            show_default=port is not None,
+            help="Port of the HTTP API (0: any free one)."
+            + ("" if port is not None else " Without it, no API is served."),
+        )(f)
+        return click.option(
+            "--http-host",
+            envvar="AQUARIUM_API_HOST",
+            show_envvar=True,
+            default="127.0.0.1",
+            show_default=True,
+            help="Address the HTTP API listens on. Any non-loopback address needs AQUARIUM_API_TOKEN.",
+        )(f)
+
+    return decorate
+
+
+def api_url_option(f: F) -> F:
+    return click.option(
+        "--api",
+        "api_url",
+        envvar="AQUARIUM_API_URL",
+        show_envvar=True,
+        default=None,
+        metavar="URL",
+        help="Read from this HTTP API (e.g. http://host:8054; AQUARIUM_API_TOKEN is sent) instead of --data-dir.",
+    )(f)

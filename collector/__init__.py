@@ -10,14 +10,32 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .client import Api, ApiError
+    from .columnar import ColumnarFormatError
     from .compat import ExperimentManager
     from .consumer import Collector
+    from .query import QueryError, parse_filter, parse_sort
     from .settings import CollectorSettings
-    from .store import Store
+    from .store import KeyNotFoundError, RunPage, Store, Window, WindowError
 
-__all__ = ["Collector", "CollectorSettings", "ExperimentManager", "Store"]
+_HOMES = {
+    "Api": ".client",
+    "ApiError": ".client",
+    "Collector": ".consumer",
+    "CollectorSettings": ".settings",
+    "ColumnarFormatError": ".columnar",
+    "ExperimentManager": ".compat",
+    "KeyNotFoundError": ".store",
+    "QueryError": ".query",
+    "RunPage": ".store",
+    "Store": ".store",
+    "Window": ".store",
+    "WindowError": ".store",
+    "parse_filter": ".query",
+    "parse_sort": ".query",
+}
 
-_HOMES = {"Collector": ".consumer", "CollectorSettings": ".settings", "ExperimentManager": ".compat", "Store": ".store"}
+__all__ = sorted(_HOMES)
 
 
 def __getattr__(name: str) -> Any:

@@ -61,6 +61,8 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in (*ours, *(variable.name for variable in env.LAUNCHER)):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AQUARIUM_DATA_DIR", str(tmp_path / "aquarium_data"))
+    monkeypatch.setenv("AQUARIUM_API_PORT", "0")  # `aquarium up` in a test: any free port, never 8054
+    monkeypatch.delenv("AQUARIUM_API_TOKEN", raising=False)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
@@ -20,23 +21,32 @@ from typing import Any, TypeVar
 
 from aquarium.agent.spool import spool_files
 from aquarium.agent.wire import Batch
+from aquarium.collector.query import parse_filter, parse_sort
 
 from . import compact as _compact
 from . import reader
+from . import window as _window
+from .errors import KeyNotFoundError, WindowError
 from .ingest import IngestResult, ingest
 from .ledger import conflict_reason
 from .reader import Aggregate, Series
 from .schema import DB_NAME, ReadOnlyStoreError, check_current, connect, connect_read_only, is_writable
+from .search import RunPage, search
 from .spool_ingest import SpoolIngestReport, ingest_spool_dir
+from .window import Window
 from .writer import Writer
 
 __all__ = [
     "Aggregate",
     "IngestResult",
+    "KeyNotFoundError",
     "ReadOnlyStoreError",
+    "RunPage",
     "Series",
     "SpoolIngestReport",
     "Store",
+    "Window",
+    "WindowError",
     "conflict_reason",
 ]
 
@@ -141,6 +151,19 @@ class Store:
     def list_runs(self, experiment: str | None = None) -> list[dict[str, Any]]:
         return reader.list_runs(self._reader(), experiment)
 
+    def search_runs(
+        self, filter: str | None = None, sort: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> RunPage:
+        """The runs matching ``filter`` in ``sort`` order (default newest first), ``limit`` of them
+        from ``offset``, with their params, tags and metric summaries; ``total`` counts every match.
+
+        ``filter`` and ``sort`` are in the run query language (``aquarium.collector.query``);
+        either raises QueryError, with the position, when it cannot be parsed.
+        """
+        expr = parse_filter(filter) if filter is not None and filter.strip() else None
+        sorts = parse_sort(sort) if sort is not None and sort.strip() else ()
+        return search(self._reader(), expr, sorts, limit, offset, time.time())
+
     def get_run(self, run_id: str) -> dict[str, Any]:
         return reader.get_run(self._reader(), run_id)
 
@@ -166,6 +189,27 @@ class Store:
             keep = reader.downsample(agg.steps, agg.mean, max_points)
             agg = Aggregate(agg.steps[keep], agg.mean[keep], agg.min[keep], agg.max[keep], agg.count[keep])
         return agg
+
+    def read_window(
+        self,
+        run_id: str,
+        key: str,
+        *,
+        rank: int | None = None,
+        agg: str | None = None,
+        samples: int | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> Window:
+        """Steps ``start``..``end`` (inclusive) of one rank's series (default rank 0) or of an
+        aggregate across ranks (``agg``: mean, min, max, or all = mean with the min/max band),
+        downsampled to at most ``samples`` points; see ``window``.
+
+        Raises WindowError for bad arguments, RunNotFoundError, KeyNotFoundError.
+        """
+        return _window.read_window(
+            self._reader(), run_id, key, rank=rank, agg=agg, samples=samples, start=start, end=end
+        )
 
     def watermark(self, run_id: str, rank: int, incarnation: str) -> int:
         row = (

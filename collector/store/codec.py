@@ -64,3 +64,19 @@ def decode_column(encoding: int, blob: bytes, kind: str) -> np.ndarray:
         return raw.view(_F8)
     restored = np.cumsum(raw, dtype=_I8)  # int64 wraparound makes the bit-pattern deltas exact
     return restored if kind == "steps" else restored.view(_F8)
+
+
+def decode_column_into(encoding: int, blob: bytes, kind: str, out: np.ndarray) -> None:
+    """Decode one column into ``out`` (a contiguous int64 or float64 slice of its length): no
+    array per chunk, so reading a long series fills one array instead of concatenating."""
+    if encoding == RAW:
+        out[...] = np.frombuffer(blob, dtype=_I8 if kind == "steps" else _F8)
+        return
+    if encoding != PACKED:
+        raise ValueError(f"unknown chunk encoding {encoding}")
+    if blosc2.get_cbuffer_sizes(blob)[0] != out.nbytes:
+        raise ValueError(f"a packed {kind} column does not hold {len(out)} points")
+    bits = out.view(_I8)
+    blosc2.decompress(blob, dst=bits)
+    if kind != "values":
+        np.cumsum(bits, out=bits)  # int64 wraparound makes the bit-pattern deltas exact

@@ -18,7 +18,7 @@ import numpy as np
 
 from aquarium.agent.errors import RunNotFoundError
 
-from .chunks import concat, last_value_per_step, read_chunks
+from .chunks import last_value_per_step, read_columns
 
 
 @dataclass(frozen=True)
@@ -152,10 +152,9 @@ def read_series(conn: sqlite3.Connection, run_id: str, key: str, rank: int = 0, 
             raise RunNotFoundError(run_id)
         return EMPTY
     series_id, ordered = row
-    chunks = list(read_chunks(conn, series_id, with_times=with_times))
-    if not chunks:
+    steps, values, times = read_columns(conn, series_id, with_times=with_times)
+    if not len(steps):
         return EMPTY
-    steps, values, times = concat(chunks)
     if not ordered:
         steps, values, times = last_value_per_step(steps, values, times)
     return Series(steps, values, times)
@@ -167,13 +166,20 @@ def read_aggregate(conn: sqlite3.Connection, run_id: str, key: str) -> Aggregate
     per_rank = [read_series(conn, run_id, key, r, with_times=False) for r in ranks]
     if not per_rank:
         read_series(conn, run_id, key)  # raises RunNotFoundError for an unknown run
+    return aggregate(per_rank)
+
+
+def aggregate(per_rank: list[Series]) -> Aggregate:
+    """Mean, min and max of the ranks' series at each step any of them logged (NaN left out)."""
+    present = [s for s in per_rank if len(s)]
+    if not present:
         empty = np.empty(0, np.float64)
         return Aggregate(np.empty(0, np.int64), empty, empty, empty, np.empty(0, np.int64))
-    steps = np.concatenate([s.steps for s in per_rank])
-    values = np.concatenate([s.values for s in per_rank])
+    steps = np.concatenate([s.steps for s in present])
+    values = np.concatenate([s.values for s in present])
     order = np.argsort(steps, kind="stable")
     steps, values = steps[order], values[order]
-    unique_steps, starts = np.unique(steps, return_index=True)
+    starts = np.flatnonzero(np.concatenate(([True], steps[1:] != steps[:-1])))  # np.unique would sort again
     valid = ~np.isnan(values)
     counts = np.add.reduceat(valid.astype(np.int64), starts)
     sums = np.add.reduceat(np.where(valid, values, 0.0), starts)
@@ -183,14 +189,20 @@ def read_aggregate(conn: sqlite3.Connection, run_id: str, key: str) -> Aggregate
     maxs = np.maximum.reduceat(np.where(valid, values, -np.inf), starts)
     mins[counts == 0] = np.nan
     maxs[counts == 0] = np.nan
-    return Aggregate(unique_steps, mean, mins, maxs, counts)
+    return Aggregate(steps[starts], mean, mins, maxs, counts)
 
 
 def downsample(steps: np.ndarray, values: np.ndarray, max_points: int) -> np.ndarray:
-    """Indices of at most ``max_points`` points that keep the curve's shape (MinMaxLTTB)."""
+    """Indices of at most ``max_points`` points that keep the curve's shape (MinMaxLTTB), first
+    and last included. ``steps`` rise strictly; when they are contiguous (every step logged, the
+    usual case) they are left out: equally spaced x is the same curve, and tsdownsample bins it
+    about seven times faster (a 1M-point series in under 1 ms instead of 5)."""
     if len(steps) <= max_points:
         return np.arange(len(steps))
     from tsdownsample import MinMaxLTTBDownsampler, NaNMinMaxLTTBDownsampler
 
     sampler = NaNMinMaxLTTBDownsampler() if np.isnan(values).any() else MinMaxLTTBDownsampler()
-    return np.asarray(sampler.downsample(steps, values, n_out=max(max_points, 3)))
+    n_out = max(max_points, 3)
+    if int(steps[-1]) - int(steps[0]) == len(steps) - 1:
+        return np.asarray(sampler.downsample(values, n_out=n_out))
+    return np.asarray(sampler.downsample(steps, values, n_out=n_out))

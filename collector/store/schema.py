@@ -171,6 +171,15 @@ def m004_store_id(db: sqlite_utils.Database) -> None:
     db.execute("INSERT INTO meta (key, value) VALUES ('store_id', ?)", [uuid.uuid4().hex])
 
 
+@migrations()
+def m005_search_index(db: sqlite_utils.Database) -> None:
+    """Run search (``search.py``) aggregates each metric's rank rows per run: this index holds
+    every column it reads, so filters and sorts on metrics never visit the wide series rows."""
+    db.execute(
+        "CREATE INDEX series_search ON series(run_id, key, last_step, rank, last_value, min_value, max_value, count)"
+    )
+
+
 class NotAStoreError(AquariumError):
     """Raised when the data dir's database file is not an SQLite database (another program's file,
     or one damaged beyond opening)."""

@@ -33,7 +33,7 @@ class Up:
         full_env = dict(os.environ, PYTHONUNBUFFERED="1")
         full_env.pop("AQUARIUM_REDIS_URL", None)
         full_env.update(env or {})
-        command = list(args) if args and args[0] == "collector" else ["up", *args]
+        command = list(args) if args and args[0] in ("collector", "api") else ["up", *args]
         self.process = subprocess.Popen(
             [*AQUARIUM, *command], cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )

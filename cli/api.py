@@ -1,0 +1,49 @@
+"""`aquarium api`: the HTTP API over a data dir, on its own (without a collector)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from .options import data_dir_option, http_options
+
+if TYPE_CHECKING:
+    from aquarium.collector import Collector
+    from aquarium.collector.api import ApiServer
+
+
+@click.command("api")
+@data_dir_option
+@http_options(port=8054)
+def api_command(data_dir: Path, http_host: str, http_port: int) -> None:
+    """Serve the store under DATA_DIR over HTTP (runs, series, /metrics) until Ctrl-C.
+
+    Read-only data dirs work. On a non-loopback --http-host, AQUARIUM_API_TOKEN must be set and
+    every request must send `Authorization: Bearer <token>`.
+    """
+    from aquarium.collector.api import ApiSettings, create_app, serve_forever
+    from aquarium.collector.store import Store
+
+    settings = ApiSettings.from_env(host=http_host, port=http_port)
+    settings.check_bind()
+    if not (data_dir / "aquarium.db").exists():
+        raise click.ClickException(f"no Aquarium store in {data_dir} (`aquarium up --data-dir {data_dir}` makes one)")
+    store = Store(data_dir, read_only=True)
+    try:
+        serve_forever(
+            create_app(store, settings), settings, ready=f"API on http://{http_host}:{http_port} ({data_dir})"
+        )
+    finally:
+        store.close()
+
+
+def start_beside(collector: Collector, http_host: str, http_port: int) -> ApiServer:
+    """The API in a thread of the collector's process, over the collector's own store."""
+    from aquarium.collector.api import ApiServer, ApiSettings, create_app
+    from aquarium.collector.api.prometheus import CollectorSource
+
+    settings = ApiSettings.from_env(host=http_host, port=http_port)
+    app = create_app(collector.store, settings, counters=[CollectorSource(collector)])
+    return ApiServer(app, settings).start()

@@ -1,0 +1,124 @@
+"""The API's application factory and the server that runs it, in a thread or in the foreground.
+
+``create_app(store, settings)`` is what tests drive with aiohttp's test client; ``ApiServer``
+serves it from the collector process (beside the consumer loop, on its own event loop thread)
+and ``serve_forever`` from `aquarium api`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Iterable
+
+from aiohttp import web
+
+from aquarium.collector.store import Store
+
+from . import prometheus
+from .auth import token_middleware
+from .errors import json_errors
+from .keys import COUNTERS, SETTINGS, STORE
+from .routes import routes
+from .settings import ApiConfigError, ApiSettings
+
+log = logging.getLogger("aquarium.collector.api")
+
+
+def create_app(
+    store: Store, settings: ApiSettings | None = None, counters: Iterable[prometheus.Source] = ()
+) -> web.Application:
+    """The API over ``store``; ``counters`` add to the store's own samples on ``/metrics``."""
+    settings = settings or ApiSettings()
+    middlewares = [json_errors]
+    if settings.token:
+        middlewares.append(token_middleware(settings.token))
+    app = web.Application(middlewares=middlewares, client_max_size=64 * 1024)  # no endpoint takes a body
+    app[STORE] = store
+    app[SETTINGS] = settings
+    app[COUNTERS] = [prometheus.store_samples(store), *counters]
+    app.add_routes(routes)
+    app.on_response_prepare.append(_no_sniffing)
+    return app
+
+
+async def _no_sniffing(request: web.Request, response: web.StreamResponse) -> None:
+    """Names containing HTML are data: browsers must never render a JSON answer as a page."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+
+
+def _runner(app: web.Application, settings: ApiSettings) -> web.AppRunner:
+    limit = settings.max_url_chars
+    return web.AppRunner(app, handler_args={"max_line_size": limit, "max_field_size": limit}, access_log=None)
+
+
+class ApiServer:
+    """The API served from a thread of its own: started, then stopped (by the owner)."""
+
+    def __init__(self, app: web.Application, settings: ApiSettings) -> None:
+        settings.check_bind()
+        self.settings = settings
+        self._app = app
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="aquarium-api", daemon=True)
+        self._runner = _runner(app, settings)
+        self.port = settings.port
+
+    @property
+    def url(self) -> str:
+        host = self.settings.host
+        return f"http://{'[' + host + ']' if ':' in host else host}:{self.port}"
+
+    def start(self) -> "ApiServer":
+        self._thread.start()
+        try:
+            asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=30)
+        except OSError as e:
+            self.stop()
+            raise ApiConfigError(
+                f"cannot serve the API on {self.settings.host}:{self.settings.port} ({e.strerror or e}); "
+                "choose another --http-port"
+            ) from e
+        log.info("API on %s", self.url)
+        return self
+
+    async def _start(self) -> None:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        await site.start()
+        self.port = _bound_port(self._runner, self.settings.port)
+
+    def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(30)
+        self._loop.close()
+
+    def __enter__(self) -> "ApiServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _bound_port(runner: web.AppRunner, asked: int) -> int:
+    for address in runner.addresses:  # (host, port) or (host, port, flow, scope)
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return asked
+
+
+def serve_forever(app: web.Application, settings: ApiSettings, ready: str = "") -> None:
+    """Serve in the foreground until SIGINT/SIGTERM (aiohttp's own signal handling)."""
+    settings.check_bind()
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        print=(lambda _: print(ready, flush=True)) if ready else None,
+        access_log=None,
+        handler_args={"max_line_size": settings.max_url_chars, "max_field_size": settings.max_url_chars},
+    )

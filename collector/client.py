@@ -1,0 +1,304 @@
+"""``Api``: the one way to read runs and series, from a data dir or from a collector's HTTP API.
+
+``Api("aquarium_data")`` reads the store directly; ``Api("http://host:8054", token=...)`` asks
+the HTTP API (series travel in the columnar form: exact values, no per-point JSON). Both answer
+the same methods with the same types. pandas is imported only by the methods that return a
+DataFrame.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import ssl
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote, urlencode, urlsplit
+
+from aquarium.agent.errors import AquariumError, RunNotFoundError
+
+from .columnar import CONTENT_TYPE as COLUMNS_TYPE
+from .columnar import decode_window
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .store import RunPage, Store, Window
+
+PAGE = 1000  # runs per request when Api.runs() pages through everything
+
+
+class ApiError(AquariumError):
+    """The HTTP API answered with an error this client has no more specific exception for."""
+
+    def __init__(self, status: int, code: str, reason: str) -> None:
+        self.status, self.code, self.reason = status, code, reason
+        super().__init__(f"HTTP {status} ({code}): {reason}")
+
+
+class _Backend(Protocol):
+    def search_runs(self, filter: str | None, sort: str | None, limit: int | None, offset: int) -> RunPage: ...
+    def get_run(self, run_id: str) -> dict[str, Any]: ...
+    def metric_keys(self, run_id: str) -> list[str]: ...
+    def read_window(self, run_id: str, key: str, **options: Any) -> Window: ...
+    def close(self) -> None: ...
+
+
+class _Local:
+    """The store under a data dir, opened read-only when this process may not write there."""
+
+    def __init__(self, data_dir: Path) -> None:
+        from .store import Store
+
+        if not (data_dir / "aquarium.db").exists():
+            raise AquariumError(f"no Aquarium store in {data_dir} (start one with `aquarium up --data-dir {data_dir}`)")
+        self.store: Store = Store(data_dir, read_only=True)
+
+    def search_runs(self, filter: str | None, sort: str | None, limit: int | None, offset: int) -> RunPage:
+        return self.store.search_runs(filter, sort, limit, offset)
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        return self.store.get_run(run_id)
+
+    def metric_keys(self, run_id: str) -> list[str]:
+        self.store.get_run(run_id)
+        return self.store.metric_keys(run_id)
+
+    def read_window(self, run_id: str, key: str, **options: Any) -> Window:
+        return self.store.read_window(run_id, key, **options)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+class _Http:
+    """The HTTP API over one kept-alive connection (reopened when the server closed it)."""
+
+    def __init__(self, url: str, token: str | None, timeout: float) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise AquariumError(f"not an http(s) URL: {url!r}")
+        self._parts = parts
+        self._base = parts.path.rstrip("/")
+        self._timeout = timeout
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._conn: http.client.HTTPConnection | None = None
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            p = self._parts
+            if p.scheme == "https":
+                self._conn = http.client.HTTPSConnection(
+                    p.hostname or "", p.port, timeout=self._timeout, context=ssl.create_default_context()
+                )
+            else:
+                self._conn = http.client.HTTPConnection(p.hostname or "", p.port, timeout=self._timeout)
+        return self._conn
+
+    def _get(self, path: str, query: dict[str, Any] | None = None, accept: str = "application/json") -> bytes:
+        params = {k: v for k, v in (query or {}).items() if v is not None}
+        target = self._base + path + ("?" + urlencode(params) if params else "")
+        for attempt in (0, 1):  # a kept-alive connection the server closed fails once: reopen
+            conn = self._connection()
+            try:
+                conn.request("GET", target, headers={**self._headers, "Accept": accept})
+                response = conn.getresponse()
+                body = response.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.close()
+                if attempt:
+                    raise
+                continue
+            except OSError:
+                self.close()
+                raise
+            if response.status >= 400:
+                raise _error(response.status, body)
+            return body
+        raise AssertionError("unreachable")
+
+    def _json(self, path: str, query: dict[str, Any] | None = None) -> Any:
+        return json.loads(self._get(path, query))
+
+    def search_runs(self, filter: str | None, sort: str | None, limit: int | None, offset: int) -> RunPage:
+        from .store import RunPage
+
+        answer = self._json("/api/runs", {"filter": filter, "sort": sort, "limit": limit, "offset": offset})
+        return RunPage(answer["runs"], int(answer["total"]))
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        return dict(self._json(f"/api/runs/{quote(run_id, safe='')}"))
+
+    def metric_keys(self, run_id: str) -> list[str]:
+        return list(self._json(f"/api/runs/{quote(run_id, safe='')}/keys")["keys"])
+
+    def read_window(self, run_id: str, key: str, **options: Any) -> Window:
+        from .store.window import check_arguments
+
+        check_arguments(options["rank"], options["agg"], options["samples"], options["start"], options["end"])
+        path = f"/api/runs/{quote(run_id, safe='')}/series/{quote(key, safe='')}"
+        return decode_window(self._get(path, {**options, "format": "columns"}, accept=COLUMNS_TYPE))
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _error(status: int, body: bytes) -> AquariumError:
+    """The server's JSON error as the exception a local read would have raised."""
+    try:
+        answer = json.loads(body)
+        code, reason = str(answer.get("code", "")), str(answer.get("error", ""))
+    except (ValueError, AttributeError):
+        return ApiError(status, "http", body[:200].decode(errors="replace"))
+    if code == "unknown_run":
+        return RunNotFoundError(str(answer.get("run", reason)))
+    if code == "unknown_key":
+        from .store import KeyNotFoundError
+
+        return KeyNotFoundError(str(answer.get("run")), str(answer.get("key")), answer.get("rank"))
+
+    if code == "bad_query":
+        from .query import QueryError
+
+        return QueryError(
+            str(answer.get("query", "")), int(answer.get("position", 0)), str(answer.get("reason", reason))
+        )
+    return ApiError(status, code, reason)
+
+
+class Api:
+    """Read runs and series: ``Api("aquarium_data")`` or ``Api("http://host:8054", token=...)``."""
+
+    def __init__(
+        self, target: str | os.PathLike[str] = "aquarium_data", token: str | None = None, timeout: float = 60.0
+    ) -> None:
+        text = os.fspath(target)
+        self.target = text
+        if text.startswith(("http://", "https://")):
+            self._backend: _Backend = _Http(text, token or os.environ.get("AQUARIUM_API_TOKEN"), timeout)
+        else:
+            self._backend = _Local(Path(text))
+
+    # -- runs ----------------------------------------------------------------------------------
+    def search(
+        self, filter: str | None = None, sort: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> RunPage:
+        """One page of runs as dicts (params, tags, metrics nested), with the total matching."""
+        return self._backend.search_runs(filter, sort, limit, offset)
+
+    def runs(
+        self, filter: str | None = None, sort: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> pd.DataFrame:
+        """Runs as a DataFrame, one row each: id, name, experiment, status, times, duration,
+        ranks, ``params.<name>``, ``tags.<name>`` and ``metrics.<key>.{last,min,max}``."""
+        rows: list[dict[str, Any]] = []
+        while True:
+            want = PAGE if limit is None else min(PAGE, limit - len(rows))
+            page = self.search(filter, sort, want, offset + len(rows))
+            rows += page.runs
+            if not page.runs or len(rows) >= page.total or (limit is not None and len(rows) >= limit):
+                break
+        return runs_frame(rows)
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        """Everything about one run but its points; RunNotFoundError if there is none."""
+        return self._backend.get_run(run_id)
+
+    def keys(self, run_id: str) -> list[str]:
+        return self._backend.metric_keys(run_id)
+
+    # -- series --------------------------------------------------------------------------------
+    def series(
+        self,
+        run_id: str,
+        key: str,
+        *,
+        rank: int | None = None,
+        agg: str | None = None,
+        samples: int | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> Window:
+        """One metric as numpy arrays (``.steps``, ``.values``; ``.min``/``.max`` for agg="all")."""
+        return self._backend.read_window(run_id, key, rank=rank, agg=agg, samples=samples, start=start, end=end)
+
+    def history(
+        self,
+        run_id: str,
+        keys: Sequence[str] | None = None,
+        *,
+        rank: int | None = None,
+        agg: str | None = None,
+        samples: int | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> pd.DataFrame:
+        """Metrics as a DataFrame indexed by step, one column per key (NaN where a key has no
+        point at that step); agg="all" adds ``<key>.min`` and ``<key>.max`` columns."""
+        pd = _pandas()
+        columns: dict[str, Any] = {}
+        for key in keys if keys is not None else self.keys(run_id):
+            w = self.series(run_id, key, rank=rank, agg=agg, samples=samples, start=start, end=end)
+            index = pd.Index(w.steps, name="step")
+            columns[key] = pd.Series(w.values, index=index)
+            if w.min is not None and w.max is not None:
+                columns[f"{key}.min"] = pd.Series(w.min, index=index)
+                columns[f"{key}.max"] = pd.Series(w.max, index=index)
+        if not columns:
+            return pd.DataFrame(index=pd.Index([], name="step", dtype="int64"))
+        frame = pd.concat(columns, axis=1, sort=True)
+        frame.index.name = "step"
+        return frame
+
+    # -- lifetime ------------------------------------------------------------------------------
+    def close(self) -> None:
+        self._backend.close()
+
+    def __enter__(self) -> "Api":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Api({self.target!r})"
+
+
+TIME_COLUMNS = ("created_at", "updated_at", "started_at", "ended_at")
+
+
+def runs_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Flatten search results: nested params, tags and metrics become dotted columns."""
+    pd = _pandas()
+    flat = []
+    for row in rows:
+        out = {k: v for k, v in row.items() if k not in ("params", "tags", "metrics")}
+        out.update({f"params.{k}": _cell(v) for k, v in (row.get("params") or {}).items()})
+        out.update({f"tags.{k}": v for k, v in (row.get("tags") or {}).items()})
+        for key, summary in (row.get("metrics") or {}).items():
+            for part in ("last", "min", "max"):
+                value = summary.get(part)
+                out[f"metrics.{key}.{part}"] = float("nan") if value is None else value
+        flat.append(out)
+    frame = pd.DataFrame(flat)
+    for column in TIME_COLUMNS:
+        if column in frame:
+            frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
+    return frame
+
+
+def _cell(value: Any) -> Any:
+    """A list or dict param stays one cell (its JSON text), not a column of objects pandas splits."""
+    return json.dumps(value) if isinstance(value, (list, dict)) else value
+
+
+def _pandas() -> Any:
+    try:
+        import pandas as pd
+    except ModuleNotFoundError:
+        raise AquariumError("Api.runs() and Api.history() return DataFrames: pip install pandas") from None
+    return pd
