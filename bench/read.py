@@ -2,12 +2,12 @@
 Aquarium against a real MLflow tracking server holding the same data.
 
     python bench/read.py            # 1M-point series (4 keys), 10,000 runs; ~5-10 min
-    python bench/read.py --quick    # < 30 s: 50k-point series, 1,000 runs, no MLflow history
+    python bench/read.py --quick    # < 30 s: 20k-point series, 1,000 runs, no MLflow history
     python bench/read.py --smoke    # the test's size: 10k points, 200 runs (~20 s, mostly MLflow)
 
 One data set is generated once (seeded numpy) and written into both systems:
 
-* a series run: 4 keys (loss, acc, val_loss, lr) × N steps (1M; quick 50k), rank 0;
+* a series run: 4 keys (loss, acc, val_loss, lr) × N steps (1M; quick 20k), rank 0;
 * R runs (10,000; quick 1,000) with 20 params (``lr`` among 1e-4, 3e-4, 1e-3, 3e-3, 1e-2) and
   10 metric keys of 5 points each; ``val_loss`` only falls, so its last value is its minimum.
 
@@ -72,7 +72,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +106,7 @@ FULL = {"points": 1_000_000, "runs": 10_000}
 SIZES = {
     "full": {"points": 1_000_000, "runs": 10_000, "warm": 20, "mlflow_warm": 2, "mlflow_history": True,
              "mlflow_history_warm": 0},
-    "quick": {"points": 50_000, "runs": 1_000, "warm": 10, "mlflow_warm": 1, "mlflow_history": False,
+    "quick": {"points": 20_000, "runs": 1_000, "warm": 10, "mlflow_warm": 1, "mlflow_history": False,
               "mlflow_history_warm": 0},
     "smoke": {"points": 10_000, "runs": 200, "warm": 3, "mlflow_warm": 1, "mlflow_history": False,
               "mlflow_history_warm": 0},
@@ -312,29 +312,37 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float, what: str
     raise RuntimeError(f"{what} did not answer {url} within {timeout:.0f}s")
 
 
-@contextlib.contextmanager
-def servers(specs: Sequence[tuple[list[str], str, str, Path]], timeout: float = 90.0) -> Iterator[list[float]]:
-    """Start every (argv, probe url, name, log) at once, wait until each answers its probe;
-    yields the seconds each took to answer; stops them all on exit."""
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        for argv, _, _, log in specs:
-            with log.open("wb") as out:
-                procs.append(subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
-        started = time.perf_counter()
+class Servers:
+    """Subprocess servers: ``launch`` each as soon as its data is written, ``wait`` until every
+    one answers its probe (seconds from its own launch); stopped on exit."""
+
+    def __init__(self, timeout: float = 90.0) -> None:
+        self.timeout = timeout
+        self.procs: list[tuple[subprocess.Popen[bytes], str, str, Path, float]] = []
+
+    def launch(self, argv: list[str], probe: str, what: str, log: Path) -> None:
+        with log.open("wb") as out:
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append((proc, probe, what, log, time.perf_counter()))
+
+    def wait(self) -> list[float]:
         waits = []
-        for proc, (_, probe, what, log) in zip(procs, specs):
+        for proc, probe, what, log, launched in self.procs:
             try:
-                wait_http(probe, proc, timeout - (time.perf_counter() - started), what)
+                wait_http(probe, proc, self.timeout - (time.perf_counter() - launched), what)
             except RuntimeError as exc:
                 tail = log.read_text(errors="replace").strip().splitlines()[-8:]
                 raise RuntimeError(f"{exc}: " + " | ".join(tail)) from None
-            waits.append(time.perf_counter() - started)
-        yield waits
-    finally:
-        for proc in procs:
+            waits.append(time.perf_counter() - launched)
+        return waits
+
+    def __enter__(self) -> "Servers":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for proc, *_ in self.procs:
             proc.terminate()
-        for proc in procs:
+        for proc, *_ in self.procs:
             try:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
@@ -449,28 +457,26 @@ def measure(args: argparse.Namespace, size: dict[str, Any], tmp: Path) -> dict[s
     import pandas as pd
     from mlflow.tracking import MlflowClient
 
-    from aquarium.collector import Store
-    from aquarium.collector.client import Api
+    from aquarium.collector import Api, Store
 
     out: dict[str, Any] = {"size": size}
     C.progress(f"generating {size['points']:,} steps × {len(KEYS)} keys and {size['runs']:,} runs")
     data = Data(size["points"], size["runs"])
     data_dir, db_path, artifacts = tmp / "aquarium", tmp / "mlflow.db", tmp / "artifacts"
-    C.progress("filling the aquarium store")
-    out.update(fill_aquarium(data, data_dir))
-    C.progress("filling mlflow's sqlite backend")
-    fill = fill_mlflow(data, db_path, artifacts)
-    out.update({k: v for k, v in fill.items() if k not in ("run_id", "runs_experiment")})
-    run_id, exp_id = fill["run_id"], fill["runs_experiment"]
     aq_port, ml_port = free_port(), free_port()
     aq_url, ml_url = f"http://127.0.0.1:{aq_port}", f"http://127.0.0.1:{ml_port}"
-    C.progress("starting aquarium api and mlflow server")
-    specs = [
-        (aquarium_argv(data_dir, aq_port), f"{aq_url}/api/health", "aquarium api", tmp / "aquarium.log"),
-        (mlflow_argv(db_path, artifacts, ml_port), f"{ml_url}/health", "mlflow server", tmp / "mlflow.log"),
-    ]
-    with servers(specs) as (aq_up, ml_up):
-        out["aq_start_s"], out["ml_start_s"] = aq_up, ml_up
+    with Servers() as servers:
+        # each server starts once its own data is written (MLflow's takes seconds to come up)
+        C.progress("filling mlflow's sqlite backend")
+        fill = fill_mlflow(data, db_path, artifacts)
+        out.update({k: v for k, v in fill.items() if k not in ("run_id", "runs_experiment")})
+        run_id, exp_id = fill["run_id"], fill["runs_experiment"]
+        servers.launch(mlflow_argv(db_path, artifacts, ml_port), f"{ml_url}/health", "mlflow server", tmp / "ml.log")
+        C.progress("filling the aquarium store")
+        out.update(fill_aquarium(data, data_dir))
+        servers.launch(aquarium_argv(data_dir, aq_port), f"{aq_url}/api/health", "aquarium api", tmp / "aq.log")
+        C.progress("waiting for mlflow server and aquarium api")
+        out["ml_start_s"], out["aq_start_s"] = servers.wait()
         mlflow.set_tracking_uri(ml_url)
         ml = MlflowClient(ml_url)
         api = Api(aq_url)
@@ -800,7 +806,7 @@ def _le(value: float, limit: float) -> bool | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="under 30 s: 50k points, 1,000 runs, no MLflow history")
+    parser.add_argument("--quick", action="store_true", help="under 30 s: 20k points, 1,000 runs, no MLflow history")
     parser.add_argument("--smoke", action="store_true", help="the test's size: 10k points, 200 runs")
     parser.add_argument("--points", type=int, help="steps per key of the series run")
     parser.add_argument("--runs", type=int, help="runs to search")
