@@ -35,7 +35,22 @@ _HOMES = {
     "parse_sort": ".query",
 }
 
-__all__ = sorted(_HOMES)
+__all__ = [
+    "Api",
+    "ApiError",
+    "Collector",
+    "CollectorSettings",
+    "ColumnarFormatError",
+    "ExperimentManager",
+    "KeyNotFoundError",
+    "QueryError",
+    "RunPage",
+    "Store",
+    "Window",
+    "WindowError",
+    "parse_filter",
+    "parse_sort",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -9,6 +9,7 @@ DataFrame.
 from __future__ import annotations
 
 import http.client
+import importlib.util
 import json
 import os
 import ssl
@@ -239,8 +240,10 @@ class Api:
     ) -> pd.DataFrame:
         """Metrics as a DataFrame indexed by step, one column per key (NaN where a key has no
         point at that step); agg="all" adds ``<key>.min`` and ``<key>.max`` columns."""
-        pd = _pandas()
-        columns: dict[str, Any] = {}
+        _require_pandas()
+        import pandas as pd
+
+        columns: dict[str, pd.Series] = {}
         for key in keys if keys is not None else self.keys(run_id):
             w = self.series(run_id, key, rank=rank, agg=agg, samples=samples, start=start, end=end)
             index = pd.Index(w.steps, name="step")
@@ -273,7 +276,9 @@ TIME_COLUMNS = ("created_at", "updated_at", "started_at", "ended_at")
 
 def runs_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Flatten search results: nested params, tags and metrics become dotted columns."""
-    pd = _pandas()
+    _require_pandas()
+    import pandas as pd
+
     flat = []
     for row in rows:
         out = {k: v for k, v in row.items() if k not in ("params", "tags", "metrics")}
@@ -296,9 +301,6 @@ def _cell(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, (list, dict)) else value
 
 
-def _pandas() -> Any:
-    try:
-        import pandas as pd
-    except ModuleNotFoundError:
-        raise AquariumError("Api.runs() and Api.history() return DataFrames: pip install pandas") from None
-    return pd
+def _require_pandas() -> None:
+    if importlib.util.find_spec("pandas") is None:
+        raise AquariumError("Api.runs() and Api.history() return DataFrames: pip install pandas")

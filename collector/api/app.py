@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from aquarium.collector.store import Store
 
@@ -31,7 +32,7 @@ def create_app(
 ) -> web.Application:
     """The API over ``store``; ``counters`` add to the store's own samples on ``/metrics``."""
     settings = settings or ApiSettings()
-    middlewares = [json_errors]
+    middlewares: list[Middleware] = [json_errors]
     if settings.token:
         middlewares.append(token_middleware(settings.token))
     app = web.Application(middlewares=middlewares, client_max_size=64 * 1024)  # no endpoint takes a body
