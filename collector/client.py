@@ -68,6 +68,7 @@ class _Local:
         return self.store.metric_keys(run_id)
 
     def read_window(self, run_id: str, key: str, **options: Any) -> Window:
+        options.pop("times", None)  # read with the rest: no cost to drop
         return self.store.read_window(run_id, key, **options)
 
     def close(self) -> None:
@@ -138,9 +139,11 @@ class _Http:
     def read_window(self, run_id: str, key: str, **options: Any) -> Window:
         from .store.window import check_arguments
 
+        times = options.pop("times", True)
         check_arguments(options["rank"], options["agg"], options["samples"], options["start"], options["end"])
         path = f"/api/runs/{quote(run_id, safe='')}/series/{quote(key, safe='')}"
-        return decode_window(self._get(path, {**options, "format": "columns"}, accept=COLUMNS_TYPE))
+        query = {**options, "format": "columns", "times": None if times else "0"}
+        return decode_window(self._get(path, query, accept=COLUMNS_TYPE))
 
     def close(self) -> None:
         if self._conn is not None:
@@ -245,7 +248,9 @@ class Api:
 
         columns: dict[str, pd.Series] = {}
         for key in keys if keys is not None else self.keys(run_id):
-            w = self.series(run_id, key, rank=rank, agg=agg, samples=samples, start=start, end=end)
+            w = self._backend.read_window(
+                run_id, key, rank=rank, agg=agg, samples=samples, start=start, end=end, times=False
+            )
             index = pd.Index(w.steps, name="step")
             columns[key] = pd.Series(w.values, index=index)
             if w.min is not None and w.max is not None:

@@ -80,8 +80,8 @@ def _array(data: dict[str, Any], name: str, dtype: np.dtype[Any], n: int) -> np.
     return np.frombuffer(blob, dtype=dtype)
 
 
-def _optional(data: dict[str, Any], name: str, n: int, expected: bool) -> np.ndarray | None:
-    if expected:
+def _optional(data: dict[str, Any], name: str, n: int, expected: bool, required: bool = True) -> np.ndarray | None:
+    if expected and (required or data.get(name) is not None):
         return _array(data, name, _F8, n)
     if data.get(name) is not None:
         raise ColumnarFormatError(f"{name!r} is not expected in this window")
@@ -127,7 +127,7 @@ def decode_window(data: bytes) -> Window:
         agg,
         _array(obj, "steps", _I8, n),
         _array(obj, "values", _F8, n),
-        _optional(obj, "times", n, rank is not None),
+        _optional(obj, "times", n, rank is not None, required=False),  # a client may not want them
         _optional(obj, "min", n, agg == "all"),
         _optional(obj, "max", n, agg == "all"),
         total,

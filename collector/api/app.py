@@ -51,7 +51,7 @@ async def _no_sniffing(request: web.Request, response: web.StreamResponse) -> No
 
 def _runner(app: web.Application, settings: ApiSettings) -> web.AppRunner:
     limit = settings.max_url_chars
-    return web.AppRunner(app, handler_args={"max_line_size": limit, "max_field_size": limit}, access_log=None)
+    return web.AppRunner(app, access_log=None, max_line_size=limit, max_field_size=limit)
 
 
 class ApiServer:

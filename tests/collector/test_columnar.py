@@ -139,7 +139,8 @@ MALFORMED = {
     "n above total": changed(n=4, total=3),
     "total negative": changed(total=-1),
     "total a string": changed(total="12"),
-    "times missing on a rank window": changed(times=None),
+    "times on an aggregate window": changed(rank=None, agg="mean"),
+    "times of the wrong length": changed(times=b"\x00" * 8),
     "min on a rank window": changed(min=b"\x00" * 32),
     "rank and agg": changed(agg="mean"),
     "neither rank nor agg": changed(rank=None),
@@ -190,3 +191,11 @@ def test_json_of_aggregates() -> None:
 def test_json_of_an_empty_window() -> None:
     out = window_to_json(rank_window(0))
     assert out["steps"] == [] and out["values"] == [] and out["times"] == []
+
+
+def test_a_rank_window_may_leave_its_times_out() -> None:
+    """A history needs no log times (a third of the bytes): ``?times=0`` leaves them out."""
+    import dataclasses
+
+    window = decode_window(encode_window(dataclasses.replace(rank_window(), times=None)))
+    assert window.times is None and window.rank is not None and len(window.steps) == len(window.values)
