@@ -107,6 +107,7 @@ def _export(
         say("no run matches")
         return
     source = api_url or str(data_dir.resolve())
+    outcomes: list[Any] | None
     if sync:
         outcomes = _run_here(target, ids, source, options_of)
     else:

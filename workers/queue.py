@@ -43,7 +43,7 @@ def enqueue_export(
     source: str,
     options: Mapping[str, Any],
     *,
-    retry_intervals: Sequence[float] = RETRY_INTERVALS,
+    retry_intervals: Sequence[int] = RETRY_INTERVALS,
     timeout: int = JOB_TIMEOUT,
 ) -> Job:
     """The job exporting ``run_id``: the one already queued or running, else a new one."""

@@ -8,7 +8,8 @@ note saying why.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import dataclasses
+from dataclasses import asdict, dataclass
 from typing import Any
 
 FIELDS = ("points", "params", "tags", "status", "times")
@@ -24,7 +25,7 @@ class Note:
     how: str
     count: int = 0
     kept: bool = True
-    examples: list[str] = field(default_factory=list)
+    examples: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclass

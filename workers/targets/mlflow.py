@@ -181,6 +181,9 @@ class MlflowTarget:
             report.note(
                 "status", "mapped", f"no MLflow equivalent: FINISHED, the original in tag {STATUS_TAG}", example=status
             )
+        else:
+            report.note("status", "RunStatus", f"as MLflow's RunStatus, the original in tag {STATUS_TAG}",
+                        example=f"{status} -> {ml_status}")  # fmt: skip
         report.keep("status")
         ended = _ms(run.get("ended_at"))
         if ml_status == "RUNNING":
