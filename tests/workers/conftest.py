@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -80,7 +82,7 @@ def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = open(root / "server.log", "wb")
     command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     command += ["--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--default-artifact-root", str(root / "art")]
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -91,14 +93,16 @@ def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except OSError:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
             log.close()
             raise RuntimeError("mlflow server did not start:\n" + (root / "server.log").read_text()[-3000:])
         time.sleep(0.2)
     yield uri
-    process.terminate()
+    os.killpg(process.pid, signal.SIGTERM)  # the server and the workers it started, nothing else
     try:
-        process.wait(10)
+        process.wait(5)
     except subprocess.TimeoutExpired:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
     log.close()
