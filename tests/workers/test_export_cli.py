@@ -6,6 +6,7 @@ import csv
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,7 @@ def test_an_unknown_run_is_an_error(source: Path, tmp_path: Path) -> None:
     assert result.exit_code == 1 and "nope" in result.output
 
 
-def test_mlflow_through_a_worker(source: Path, redis_url: str, mlflow_uri: str) -> None:
+def test_mlflow_through_a_worker(source: Path, redis_url: str, mlflow_uri: str, work: Callable[[], None]) -> None:
     base = ["export", "mlflow", "r2", "--data-dir", str(source), "--redis-url", redis_url, "--tracking-uri", mlflow_uri]
     queued = _invoke(*base, "--no-wait")
     assert "export-mlflow-" in queued and "queued" in queued
@@ -64,7 +65,7 @@ def test_mlflow_through_a_worker(source: Path, redis_url: str, mlflow_uri: str) 
     connection = redis.Redis.from_url(redis_url)
     while waiting.is_alive() and not export_queue(connection).count:
         time.sleep(0.05)
-    _invoke("worker", "--burst", "--redis-url", redis_url)  # in the main thread: RQ installs signal handlers
+    work()  # in the main thread (RQ installs signal handlers), not in a CliRunner: it swaps sys.stdout
     waiting.join(30)
     connection.close()
     (output,) = outputs

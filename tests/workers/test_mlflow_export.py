@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 import redis
+from batches import make_batch
 from mlflow import MlflowClient
 
+from aquarium.collector import Store
 from aquarium.workers import ExportManager, enqueue_export, export_queue, wait_for
 from aquarium.workers.targets.mlflow import MAX_PARAM_VALUE
 
@@ -118,3 +120,27 @@ def test_the_seed_export_manager(source: Path, redis_url: str, work: Callable[[]
     with pytest.raises(ValueError, match="wandb"):
         exporter.export_batch(["r2"], platforms=["mlflow", "wandb"])
     exporter.close()
+
+
+def test_a_changed_param_is_reported_not_changed_and_new_points_are_added(
+    source: Path, connection: redis.Redis, work: Callable[[], None], mlflow_uri: str
+) -> None:
+    options = {"tracking_uri": mlflow_uri}
+    with Store(source) as store:
+        store.ingest([make_batch(1, [], [], run="r2", params={"lr": 0.1})])
+    job = enqueue_export(connection, "mlflow", "r2", str(source), options)
+    work()
+    assert wait_for([job])[0].status == "finished"
+    with Store(source) as store:  # the run goes on: a restart with another lr and two more points
+        store.ingest([make_batch(0, [2, 3], [0.125, 0.0625], run="r2", inc="inc-b", params={"lr": 0.5})])
+    job = enqueue_export(connection, "mlflow", "r2", str(source), options)
+    work()
+    (o,) = wait_for([job])
+    assert o.report is not None
+    (note,) = [n for n in o.report["notes"] if n["what"] == "immutable"]
+    assert not note["kept"] and note["examples"] == ["lr: '0.1' stays, '0.5' not logged"]
+    assert o.report["fields"]["params"] == {"kept": 0, "not_kept": 1}
+    ml_id = _find(mlflow_uri, "r2", "aquarium").info.run_id  # type: ignore[attr-defined]
+    assert [(s, v) for s, v, _ in _history(mlflow_uri, ml_id, "loss")] == [(0, 0.5), (1, 0.25), (2, 0.125), (3, 0.0625)]
+    meta = job.get_meta(refresh=True)
+    assert (meta["done"], meta["total"], meta["run"], meta["target"]) == (4, 4, "r2", "mlflow")

@@ -121,7 +121,7 @@ class MlflowTarget:
                 if existing_params[name] != text:
                     report.note(
                         "params", "immutable", "MLflow params cannot change: the earlier value stays",
-                        kept=False, example=f"{key}: {existing_params[name]!r} kept, {text!r} not",
+                        kept=False, example=f"{key}: {existing_params[name]!r} stays, {text!r} not logged",
                     )  # fmt: skip
                     continue
             else:
