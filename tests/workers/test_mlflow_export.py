@@ -110,7 +110,7 @@ def test_the_seed_export_manager(source: Path, redis_url: str, work: Callable[[]
     exporter = ExportManager(str(source), redis_url=redis_url)
     handles = exporter.export_to_mlflow(["r2", "nope"], tracking_uri=mlflow_uri)
     work()
-    results = handles.wait(progress=False)
+    results = handles.wait(progress=True)  # the rich bars, drawn from job.meta
     assert results["r2"]["success"] and results["r2"]["url"].startswith(mlflow_uri)
     assert not results["nope"]["success"] and "no run 'nope'" in results["nope"]["error"]
     assert [(s, v) for s, v, _ in _history(mlflow_uri, _find(mlflow_uri, "r2", "aquarium").info.run_id, "loss")] == [
