@@ -7,6 +7,7 @@ from dataclasses import dataclass
 BATCH_FIELD = "b"  # stream entry field holding one packed batch
 DEAD_REASON_FIELD = "reason"
 DEAD_SOURCE_FIELD = "source_id"
+EXPORT_QUEUE = "aquarium-exports"  # RQ queue of export jobs (RQ keys: rq:queue:<name>, rq:job:<id>)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import redis
 
 from aquarium.agent.errors import AquariumError
 
-from . import api, demo, doctor, runs, serve, sync, up
+from . import api, demo, doctor, export, runs, serve, sync, up, worker
 from .redis_server import RedisServerError
 
 __all__ = ["cli", "main"]
@@ -82,6 +82,8 @@ for _command in (
     sync.sync,
     demo.demo,
     doctor.doctor_command,
+    export.export,
+    worker.worker,
 ):
     cli.add_command(_command)
 

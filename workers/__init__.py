@@ -1,4 +1,30 @@
-"""Export and import jobs (RQ): MLflow, Weights & Biases, TensorBoard and files.
+"""Export jobs (RQ): MLflow, TensorBoard, JSON and CSV, each with a kept/not-kept report.
 
-Not built yet: this package exists so the distribution's layout is final.
+``enqueue_export(redis, "mlflow", run_id, source, {"tracking_uri": ...})`` queues one job on the
+``aquarium-exports`` queue (an ``aquarium worker`` runs it); ``run_export(...)`` does the same in
+this process. ``ExportManager`` is the seed's API over both.
 """
+
+from __future__ import annotations
+
+from .compat import ExportManager
+from .jobs import export_run, run_export
+from .queue import Outcome, enqueue_export, export_job_id, export_queue, wait_for
+from .report import Report
+from .targets import ExportError, Target, get_target, register
+
+__all__ = [
+    "ExportError",
+    "ExportManager",
+    "Outcome",
+    "Report",
+    "Target",
+    "enqueue_export",
+    "export_job_id",
+    "export_queue",
+    "export_run",
+    "get_target",
+    "register",
+    "run_export",
+    "wait_for",
+]

@@ -1,0 +1,110 @@
+"""The seed's ``ExportManager``: ``export_to_mlflow``, ``export_to_tensorboard``, ``export_batch``.
+
+Each call enqueues one RQ export job per experiment (run) and returns at once with a
+``ExportHandles``; ``wait=True`` blocks with a progress bar and returns the result dicts instead:
+``{experiment_id: {"success": bool, "platform": ..., "url": ..., "report": ..., "error": ...}}``
+(``export_batch``: ``{platform: {experiment_id: ...}}``). A worker (``aquarium worker``) runs the
+jobs. W&B is not available here: ``export_to_wandb`` is not defined.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import redis
+from rq.job import Job
+
+from aquarium.agent import env
+
+from .queue import Outcome, enqueue_export, wait_for
+
+PLATFORMS = ("mlflow", "tensorboard")
+
+
+def result_dict(o: Outcome) -> dict[str, Any]:
+    return {
+        "success": o.status == "finished",
+        "platform": o.target,
+        "experiment_id": o.run,
+        "status": o.status,
+        "url": (o.report or {}).get("destination"),
+        "report": o.report,
+        "error": o.error,
+    }
+
+
+class ExportHandles:
+    """The jobs one call enqueued; ``wait()`` gives the seed's result dicts."""
+
+    def __init__(self, jobs: dict[str, Job]) -> None:
+        self.jobs = jobs
+
+    def wait(self, progress: bool = True, timeout: float | None = None) -> dict[str, dict[str, Any]]:
+        from .progress_bar import JobBars
+
+        jobs = list(self.jobs.values())
+        if progress:
+            with JobBars(jobs) as bars:
+                outcomes = wait_for(jobs, bars.update, timeout=timeout)
+        else:
+            outcomes = wait_for(jobs, timeout=timeout)
+        return {run: result_dict(o) for run, o in zip(self.jobs, outcomes)}
+
+
+class ExportManager:
+    """``ExportManager(manager)``: ``manager`` an ``ExperimentManager``, an ``Api``, a data dir or an
+    HTTP API URL (what the worker reads the runs from)."""
+
+    def __init__(self, manager: Any = None, redis_url: str | None = None, **enqueue_options: Any) -> None:
+        if manager is None:
+            source = os.environ.get("AQUARIUM_DATA_DIR", "aquarium_data")
+        elif hasattr(manager, "base_dir"):
+            source = str(manager.base_dir)
+        elif hasattr(manager, "target"):
+            source = str(manager.target)
+        else:
+            source = os.fspath(manager)
+        self.source = source if source.startswith(("http://", "https://")) else str(Path(source).resolve())
+        self.connection = redis.Redis.from_url(
+            redis_url or os.environ.get("AQUARIUM_REDIS_URL") or env.REDIS_URL.default
+        )
+        self.enqueue_options = enqueue_options
+
+    def _export(self, platform: str, ids: Sequence[str], options: dict[str, Any], wait: bool) -> Any:
+        jobs = {
+            i: enqueue_export(self.connection, platform, i, self.source, options, **self.enqueue_options) for i in ids
+        }
+        handles = ExportHandles(jobs)
+        return handles.wait() if wait else handles
+
+    def export_to_mlflow(
+        self, experiment_ids: Sequence[str], tracking_uri: str = "http://localhost:5000", wait: bool = False
+    ) -> Any:
+        return self._export("mlflow", experiment_ids, {"tracking_uri": tracking_uri}, wait)
+
+    def export_to_tensorboard(
+        self, experiment_ids: Sequence[str], log_dir: str = "runs/aquarium", wait: bool = False
+    ) -> Any:
+        return self._export("tensorboard", experiment_ids, {"log_dir": str(Path(log_dir).resolve())}, wait)
+
+    def export_batch(
+        self,
+        experiment_ids: Sequence[str],
+        platforms: Sequence[str] = PLATFORMS,
+        wait: bool = False,
+        tracking_uri: str = "http://localhost:5000",
+        log_dir: str = "runs/aquarium",
+    ) -> Any:
+        """``{platform: handles}``, or with ``wait`` ``{platform: {experiment_id: result}}``."""
+        unknown = [p for p in platforms if p not in PLATFORMS]
+        if unknown:
+            raise ValueError(f"cannot export to {', '.join(unknown)}: available are {', '.join(PLATFORMS)}")
+        calls = {"mlflow": lambda: self.export_to_mlflow(experiment_ids, tracking_uri, wait=wait),
+                 "tensorboard": lambda: self.export_to_tensorboard(experiment_ids, log_dir, wait=wait)}  # fmt: skip
+        return {p: calls[p]() for p in platforms}
+
+    def close(self) -> None:
+        self.connection.close()

@@ -1,0 +1,202 @@
+"""MLflow: one MLflow run per Aquarium run, found again by its ``aquarium.run_id`` tag.
+
+- Experiment: the Aquarium experiment name, else ``aquarium``.
+- Ranks: rank 0's series keep their key; rank k>0 are logged as ``<key>/rank<k>`` in the same run.
+- Idempotent: a re-export finds the run by tag, reads each metric's history back and logs only
+  the (step, timestamp) points not already there, so points are never doubled. MLflow params are
+  immutable: a param already there with another value is reported, not changed.
+- MLflow's conventions, measured against mlflow 3.17's server: NaN is stored as NaN; +/-Inf are
+  clamped to +/-1.7976931348623157e308; timestamps are integer milliseconds; names allow only
+  alphanumerics, ``_ - . space : /`` up to 250 characters; params up to 6000 characters, tags 8000.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..progress import Progress
+from ..report import Report
+from .base import ExportError, iter_series, rank_key, required, start_time, total_points
+
+if TYPE_CHECKING:
+    from aquarium.collector import Api
+
+METRICS_PER_CALL = 1000
+PARAMS_TAGS_PER_CALL = 100
+MAX_NAME = 250
+MAX_PARAM_VALUE = 6000
+MAX_TAG_VALUE = 8000
+RUN_ID_TAG = "aquarium.run_id"
+STATUS_TAG = "aquarium.status"
+RANKS_TAG = "aquarium.ranks"
+
+STATUSES = {
+    "completed": "FINISHED",
+    "failed": "FAILED",
+    "crashed": "FAILED",
+    "killed": "KILLED",
+    "terminated": "KILLED",
+    "interrupted": "KILLED",
+    "running": "RUNNING",
+}
+_BAD_NAME = re.compile(r"[^\w.\- :/]")
+
+
+def mlflow_name(name: str) -> str:
+    """The name MLflow accepts: bad characters become ``_``, no leading ``/``, 250 characters."""
+    fixed = _BAD_NAME.sub("_", name).lstrip("/")[:MAX_NAME]
+    return fixed or "_"
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value) if isinstance(value, (list, dict, bool)) or value is None else str(value)
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None or math.isnan(seconds) else int(round(seconds * 1000))
+
+
+class MlflowTarget:
+    name = "mlflow"
+
+    def export(self, api: Api, run_id: str, options: Mapping[str, Any], progress: Progress) -> Report:
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        uri = str(required(options, "tracking_uri", self.name))
+        run = api.run(run_id)  # an unknown run fails here, before MLflow is asked anything
+        report = Report(self.name, run_id)
+        client = MlflowClient(tracking_uri=uri)
+        try:
+            self._export(api, client, run, report, progress)
+        except MlflowException as e:
+            raise ExportError(f"MLflow at {uri}: {e}") from e
+        return report
+
+    def _export(self, api: Api, client: Any, run: dict[str, Any], report: Report, progress: Progress) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        experiment_name = run.get("experiment") or "aquarium"
+        experiment = client.get_experiment_by_name(experiment_name)
+        if experiment is None:
+            experiment_id = client.create_experiment(experiment_name)
+        else:
+            experiment_id = experiment.experiment_id
+            if experiment.lifecycle_stage == "deleted":
+                client.restore_experiment(experiment_id)
+        quoted = str(run["id"]).replace("\\", "\\\\").replace("'", "\\'")
+        found = client.search_runs([experiment_id], filter_string=f"tags.`{RUN_ID_TAG}` = '{quoted}'", max_results=1)
+        started = start_time(run)
+        if found:
+            ml_run = found[0]
+            existing_params: dict[str, str] = dict(ml_run.data.params)
+        else:
+            ml_run = client.create_run(
+                experiment_id,
+                start_time=_ms(started),
+                tags={RUN_ID_TAG: run["id"]},
+                run_name=run.get("name") or run["id"],
+            )
+            existing_params = {}
+        ml_id = ml_run.info.run_id
+        tracking = str(client.tracking_uri).rstrip("/")
+        report.destination = f"{tracking}/#/experiments/{experiment_id}/runs/{ml_id}"
+
+        params = []
+        for key, value in sorted((run.get("params") or {}).items()):
+            name, text = self._named(report, "params", key), _text(value)
+            if len(text) > MAX_PARAM_VALUE:
+                report.note("params", "truncated", f"values cut to MLflow's {MAX_PARAM_VALUE} characters", example=key)
+                text = text[:MAX_PARAM_VALUE]
+            if name in existing_params:
+                if existing_params[name] != text:
+                    report.note(
+                        "params", "immutable", "MLflow params cannot change: the earlier value stays",
+                        kept=False, example=f"{key}: {existing_params[name]!r} stays, {text!r} not logged",
+                    )  # fmt: skip
+                    continue
+            else:
+                params.append(Param(name, text))
+            report.keep("params")
+        tags = [RunTag(RUN_ID_TAG, run["id"]), RunTag(STATUS_TAG, str(run.get("status")))]
+        ranks = run.get("ranks") or [0]
+        if len(ranks) > 1:
+            tags.append(RunTag(RANKS_TAG, json.dumps(ranks)))
+        for key, value in sorted((run.get("tags") or {}).items()):
+            name, text = self._named(report, "tags", key), _text(value)
+            if len(text) > MAX_TAG_VALUE:
+                report.note("tags", "truncated", f"values cut to MLflow's {MAX_TAG_VALUE} characters", example=key)
+                text = text[:MAX_TAG_VALUE]
+            tags.append(RunTag(name, text))
+            report.keep("tags")
+        for i in range(0, len(params), PARAMS_TAGS_PER_CALL):
+            client.log_batch(ml_id, params=params[i : i + PARAMS_TAGS_PER_CALL])
+        for i in range(0, len(tags), PARAMS_TAGS_PER_CALL):
+            client.log_batch(ml_id, tags=tags[i : i + PARAMS_TAGS_PER_CALL])
+
+        total, done = total_points(run), 0
+        progress(0, total, "metrics")
+        pending: list[Any] = []
+        for series in iter_series(api, run):
+            name = self._named(report, "points", rank_key(series.key, series.rank), count=len(series.steps))
+            if series.rank:
+                report.note("points", "rank", "rank k>0 logged as <key>/rank<k> in the same run", len(series.steps))
+            there = Counter((m.step, m.timestamp) for m in client.get_metric_history(ml_id, name)) if found else None
+            for step, value, at in zip(series.steps.tolist(), series.values.tolist(), series.times.tolist()):
+                timestamp = _ms(at) or 0
+                if math.isnan(value):
+                    report.note("points", "NaN", "stored by MLflow as NaN")
+                elif math.isinf(value):
+                    report.note(
+                        "points", "Inf", "clamped by MLflow to +/-1.7976931348623157e308", example=f"{name}@{step}"
+                    )
+                report.keep("points")
+                done += 1
+                if there and there[(step, timestamp)] > 0:
+                    there[(step, timestamp)] -= 1  # already exported: never logged twice
+                    continue
+                pending.append(Metric(name, value, timestamp, step))
+                if len(pending) == METRICS_PER_CALL:
+                    client.log_batch(ml_id, metrics=pending)
+                    pending = []
+                    progress(done, total, "metrics")
+        if pending:
+            client.log_batch(ml_id, metrics=pending)
+        progress(done, total, "metrics")
+        if done:
+            report.note("times", "milliseconds", "point times rounded to MLflow's integer milliseconds", done)
+
+        status = str(run.get("status") or "")
+        ml_status = STATUSES.get(status, "FINISHED")
+        if status not in STATUSES:
+            report.note(
+                "status", "mapped", f"no MLflow equivalent: FINISHED, the original in tag {STATUS_TAG}", example=status
+            )
+        else:
+            report.note("status", "RunStatus", f"as MLflow's RunStatus, the original in tag {STATUS_TAG}",
+                        example=f"{status} -> {ml_status}")  # fmt: skip
+        report.keep("status")
+        ended = _ms(run.get("ended_at"))
+        if ml_status == "RUNNING":
+            client.update_run(ml_id, status="RUNNING")
+        else:
+            with contextlib.redirect_stdout(io.StringIO()):  # MLflow prints the run's URL: it is in the report
+                client.set_terminated(ml_id, status=ml_status, end_time=ended)
+        report.keep("times", 1 + (ended is not None) if started is not None else int(ended is not None))
+
+    @staticmethod
+    def _named(report: Report, field_name: str, name: str, count: int = 1) -> str:
+        fixed = mlflow_name(name)
+        if fixed != name:
+            report.note(field_name, "renamed", "names MLflow rejects: bad characters to _, 250 characters", count,
+                        example=f"{name} -> {fixed}")  # fmt: skip
+        return fixed
