@@ -227,7 +227,7 @@ class CommitNotices:
 
     def __init__(self, client: redis.Redis, channel: str) -> None:
         self.broken = False
-        self._pubsub = client.pubsub()
+        self._pubsub = client.pubsub()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
         try:
             self._pubsub.subscribe(channel)
         except REDIS_ERRORS as e:

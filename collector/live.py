@@ -255,7 +255,7 @@ def follow(
         # a fresh connection each time: redis-py's own reconnect of a subscriber can leave it
         # connected but subscribed to nothing
         connection = _client(client)
-        pubsub = connection.pubsub()
+        pubsub = connection.pubsub()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
         try:
             pubsub.subscribe(channel)
             while not stopped.is_set():

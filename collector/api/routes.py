@@ -158,7 +158,7 @@ async def live(request: web.Request) -> web.StreamResponse:
         return response
     finally:
         app[LIVE_STREAMS].discard(stop)
-        await pubsub.aclose()
+        await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
 
 
 async def _stream(
