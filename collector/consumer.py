@@ -252,6 +252,7 @@ class Collector:
         for reply in replies[:commands]:
             if isinstance(reply, Exception):
                 raise reply
+        self.publisher.heard(messages, replies[commands:])
         failed = [reply for reply in replies[commands:] if isinstance(reply, Exception)]
         self.stats.published += len(messages) - len(failed)
         if failed:

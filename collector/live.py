@@ -75,6 +75,7 @@ class Commit:
     n: int
     points: list[Points]
     change: dict[str, Any] | None
+    omitted: bool = False  # the collector left the points out (it heard of no subscriber): backfill
 
 
 # -- publishing (the collector) ----------------------------------------------------------------
@@ -85,6 +86,7 @@ class Publisher:
         self.keys = keys
         self.source = source or f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
         self._counts: dict[str, int] = defaultdict(int)
+        self._listened: dict[str, bool] = {}  # run -> did its last message reach a subscriber
 
     def messages(self, result: IngestResult) -> list[tuple[str, bytes]]:
         series: dict[str, dict[SeriesKey, list[list[bytes]]]] = defaultdict(dict)
@@ -109,21 +111,28 @@ class Publisher:
         out: list[tuple[str, bytes]] = []
         for run in sorted(set(series) | set(changes)):
             self._counts[run] += 1
-            body: dict[str, Any] = {
-                "v": VERSION,
-                "run": run,
-                "src": self.source,
-                "n": self._counts[run],
-                "series": [
+            body: dict[str, Any] = {"v": VERSION, "run": run, "src": self.source, "n": self._counts[run]}
+            if self._listened.get(run, False):
+                body["series"] = [
                     {"key": key, "rank": rank, "steps": b"".join(s), "values": b"".join(v), "times": b"".join(t)}
                     for (key, rank), (s, v, t) in series.get(run, {}).items()
-                ],
-            }
+                ]
+            elif run in series:
+                body["omitted"] = True
             if run in changes:
                 body["change"] = changes[run]
                 out.append((self.keys.live_runs, _pack({"run": run, **changes[run]})))
             out.append((self.keys.live(run), _pack(body)))
         return out
+
+    def heard(self, messages: list[tuple[str, bytes]], replies: list[Any]) -> None:
+        """Learn from PUBLISH replies (receivers) which runs have subscribers: a run nobody
+        follows gets its points left out (``omitted``), so that publishing costs ingest next to
+        nothing; the first subscriber backfills once from the store and gets points after that."""
+        for (channel, _), reply in zip(messages, replies):
+            run = channel.removeprefix(self.keys.live(""))
+            if channel != self.keys.live_runs and run in self._counts and isinstance(reply, int):
+                self._listened[run] = reply > 0
 
     def notices(self, result: IngestResult) -> list[tuple[str, bytes]]:
         """The commit notice of every run whose watermark this commit set (agents wait on it)."""
@@ -149,7 +158,7 @@ def decode(data: bytes) -> Commit:
         )
         for s in body.get("series", ())
     ]
-    return Commit(run, str(body["src"]), int(body["n"]), points, body.get("change"))
+    return Commit(run, str(body["src"]), int(body["n"]), points, body.get("change"), bool(body.get("omitted")))
 
 
 # -- following (any reader) --------------------------------------------------------------------
@@ -266,7 +275,7 @@ def follow(
                     yield from cursor.backfill(source)
                 elif message["type"] == "message":
                     commit = decode(message["data"])
-                    if cursor.gap(commit):  # the store holds this commit and what was missed
+                    if cursor.gap(commit) or commit.omitted:  # the store holds this commit and what was missed
                         yield from cursor.backfill(source)
                     yield from cursor.take(commit.points)
                     if commit.change:

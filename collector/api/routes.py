@@ -184,7 +184,7 @@ async def _stream(
                 quiet_since = loop.time()
             continue
         commit = decode(message["data"])
-        if cursor.gap(commit):  # messages were lost: the store holds them
+        if cursor.gap(commit) or commit.omitted:  # messages were lost: the store holds them
             await _send_points(response, await asyncio.to_thread(cursor.backfill, source))
         await _send_points(response, cursor.take(commit.points))
         if commit.change:

@@ -15,7 +15,7 @@ from ledger import CollectorThread, start_run, wait_until
 
 from aquarium.agent.redis_keys import RedisKeys
 from aquarium.collector import Api, Store
-from aquarium.collector.live import Points, RunChange, decode, follow
+from aquarium.collector.live import Commit, Points, RunChange, decode, follow
 
 KEYS = RedisKeys()
 
@@ -92,35 +92,64 @@ def test_a_commit_is_published_columnar_with_its_run_changes(
     pubsub = client.pubsub()
     pubsub.subscribe(KEYS.live("pub"), KEYS.live_runs, KEYS.committed("pub"))
     wait_until(lambda: subscribers(client, KEYS.live_runs), "subscribed")
-    run = start_run(redis_url, data_dir / "agent", "pub")
-    run.log_params({"lr": 0.1})
-    for step in range(5):
-        run.log({"loss": float(step)}, step=step)
-    run.finish()
     got: dict[str, list[bytes]] = {}
 
-    def everything() -> bool:
+    def receive() -> list[Commit]:
         while (m := pubsub.get_message(timeout=0.05)) is not None:
             if m["type"] == "message":
                 got.setdefault(m["channel"].decode(), []).append(m["data"])
-        commits = [decode(d) for d in got.get(KEYS.live("pub"), [])]
+        return [decode(d) for d in got.get(KEYS.live("pub"), [])]
+
+    run = start_run(redis_url, data_dir / "agent", "pub")
+    run.log_params({"lr": 0.1})
+    run.log({"loss": -1.0}, step=0)
+    # the collector has not heard of a subscriber yet: the first message leaves the points out
+    first = wait_until(lambda: receive(), "the first commit is published")[0]
+    assert not first.points and first.n == 1 and first.change and first.change["new"] is True
+    for step in range(1, 6):
+        run.log({"loss": float(step)}, step=step)
+    run.finish()
+
+    def everything() -> bool:
+        commits = receive()
         return sum(len(p) for c in commits for p in c.points) == 5 and any(
             (c.change or {}).get("status", [[""]])[-1][0] == "completed" for c in commits
         )
 
     wait_until(everything, lambda: f"5 points and the completed status published, got {got}")
-    commits = [decode(d) for d in got[KEYS.live("pub")]]
+    commits = receive()
     assert [c.n for c in commits] == list(range(1, len(commits) + 1))
+    assert not any(c.omitted for c in commits[1:])  # it heard of this subscriber
     steps = [s for c in commits for p in c.points for s in p.steps.tolist()]
-    assert steps == [0, 1, 2, 3, 4]
+    assert steps == [1, 2, 3, 4, 5]
     assert all(p.times.dtype.str == "<f8" and len(p.times) == len(p) for c in commits for p in c.points)
-    changes = [c.change for c in commits if c.change]
-    assert changes[0]["new"] is True and "lr" in sum((c.get("params", []) for c in changes), [])
+    assert "lr" in first.change["params"]
     runs = [msgpack.unpackb(d) for d in got[KEYS.live_runs]]
     assert {r["run"] for r in runs} == {"pub"} and runs[0]["new"] is True
     assert got[KEYS.committed("pub")]
     assert collecting.collector.stats.publish_errors == 0
     pubsub.close()
+
+
+def test_points_are_left_out_while_nobody_listens() -> None:
+    from batches import make_batch
+
+    from aquarium.collector.live import Publisher
+    from aquarium.collector.store import IngestResult
+
+    publisher = Publisher(KEYS, "c1")
+
+    def publish(seq: int, receivers: int) -> Commit:
+        result = IngestResult(fresh=[make_batch(seq, [seq], [1.0], run="r")])
+        messages = publisher.messages(result)
+        publisher.heard(messages, [receivers] * len(messages))
+        return decode(dict(messages)[KEYS.live("r")])
+
+    first, second, third = publish(0, receivers=1), publish(1, receivers=0), publish(2, receivers=0)
+    assert first.omitted and not first.points  # no subscriber heard of yet
+    assert not second.omitted and second.points[0].steps.tolist() == [1]  # the first reached one
+    assert third.omitted  # the second reached nobody
+    assert [c.n for c in (first, second, third)] == [1, 2, 3]
 
 
 def test_a_refused_publish_is_counted_and_ingest_goes_on(redis_url: str, data_dir: Path, client: redis.Redis) -> None:
