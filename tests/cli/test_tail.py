@@ -10,6 +10,8 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -85,3 +87,57 @@ def test_tail_prints_every_committed_step_once(tmp_path: Path, redis_url: str, c
     assert set(first) == {"run", "key", "rank", "step", "value", "time"} and first["run"] == "tailed"
     assert next(line for line in lines if line["key"] == "acc" and line["step"] == 60)["value"] is None
     assert all(isinstance(line["time"], float) and line["time"] > 1.7e9 for line in lines)
+
+
+def test_tail_over_the_http_api_of_a_collector_process(tmp_path: Path, redis_url: str, client: redis.Redis) -> None:
+    """Another machine's view: the backfill over --api, points over Redis; the collector's own
+    API streams the same run as Server-Sent Events."""
+    data_dir = tmp_path / "data"
+    collector = Up("collector", "--redis-url", redis_url, "--data-dir", str(data_dir), "--http-port", "0", cwd=tmp_path)
+    tail: Command | None = None
+    try:
+        api_url = collector.wait_for(r"API on (http://\S+)").group(1)
+        collector.wait_for("Ctrl-C stops")
+        run = start_run(redis_url, tmp_path / "agent", "remote")
+        for step in range(20):
+            run.log({"loss": float(step)}, step=step)
+        wait_until(lambda: _stored(api_url, "remote") >= 1, "some points are stored")
+        tail = Command("tail", "remote", "--api", api_url, "--redis-url", redis_url, cwd=tmp_path)
+        tail.wait_for("following remote")
+        events = urllib.request.urlopen(f"{api_url}/api/runs/remote/live", timeout=30)
+        assert events.headers["Content-Type"].startswith("text/event-stream")
+        for step in range(20, 40):
+            run.log({"loss": float(step)}, step=step)
+        run.finish()
+        steps: set[int] = set()
+        while len(steps) < 40:  # the SSE stream: backfill, then the commits
+            line = events.readline().decode()
+            if line.startswith("data: ") and '"steps"' in line:
+                steps |= set(json.loads(line[6:])["steps"])
+        events.close()
+        assert steps == set(range(40))
+        printed: list[str] = []
+
+        def lines() -> int:
+            while not tail.lines.empty():
+                line = tail.lines.get()
+                if "\tloss[0]\t" in line:
+                    printed.append(line)
+            return len(printed)
+
+        wait_until(lambda: lines() >= 40, lambda: f"{len(printed)} of 40 lines printed")
+        assert sorted(int(line.split("\t")[0]) for line in printed) == list(range(40))
+        tail.process.send_signal(signal.SIGINT)
+        assert tail.process.wait(timeout=20) == 0
+    finally:
+        if tail is not None:
+            tail.stop()
+        collector.stop()
+
+
+def _stored(api_url: str, run_id: str) -> int:
+    try:
+        with urllib.request.urlopen(f"{api_url}/api/runs/{run_id}", timeout=10) as answer:
+            return int(json.loads(answer.read())["metrics"].get("loss", {}).get("count", 0))
+    except urllib.error.HTTPError:
+        return 0
