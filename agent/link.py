@@ -174,6 +174,12 @@ class Link:
         self._succeeded()
         return Reply({f: int(m) for f, m in zip(fields, marks) if m is not None}, restarted)
 
+    def commit_notices(self, channel: str) -> "CommitNotices | None":
+        """A subscription to ``channel`` on its own connection; None while the link is down."""
+        if self._client is None:
+            return None
+        return CommitNotices(self._client, channel)
+
     def has_readers(self, stream: str) -> bool:
         """A collector created its consumer group on the stream."""
         if self._client is None:
@@ -210,6 +216,47 @@ class Link:
         self._retry_at = time.monotonic() + self._backoff.compute(self.failures)
         self._on_failure(cause, error)
         self.close()
+
+
+class CommitNotices:
+    """One run's commit notices (the collector publishes one after each commit): ``wait`` returns
+    when one arrives or after its timeout. Pub/sub refused (an ACL without the channel) or a
+    lost connection makes it ``broken``, and ``wait`` a short sleep: the caller polls as before."""
+
+    POLL_SECONDS = 0.01
+
+    def __init__(self, client: redis.Redis, channel: str) -> None:
+        self.broken = False
+        self._pubsub = client.pubsub()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+        try:
+            self._pubsub.subscribe(channel)
+        except REDIS_ERRORS as e:
+            self._broke(e)
+
+    def wait(self, timeout: float) -> bool:
+        """True when a commit notice (or the subscription's confirmation) ended the wait."""
+        if self.broken:
+            time.sleep(min(timeout, self.POLL_SECONDS))
+            return False
+        deadline = time.monotonic() + timeout
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                message = self._pubsub.get_message(timeout=left)
+                if message is not None and message["type"] in ("message", "subscribe"):
+                    return True  # a commit, or the subscription is live (so the next poll misses nothing)
+        except REDIS_ERRORS as e:
+            self._broke(e)
+        return False
+
+    def _broke(self, error: Exception) -> None:
+        self.broken = True
+        log.debug("commit notices unavailable (%s: %s); polling the watermark", type(error).__name__, error)
+
+    def close(self) -> None:
+        try:
+            self._pubsub.close()
+        except REDIS_ERRORS:
+            pass
 
 
 def _refused(error: BaseException) -> bool:

@@ -41,3 +41,16 @@ class RedisKeys:
     @staticmethod
     def watermark_field(rank: int, incarnation: str) -> str:
         return f"{rank}/{incarnation}"
+
+    def live(self, run: str) -> str:
+        """Pub/sub channel: msgpack, what each commit stored for ``run`` (points per key and rank, run changes)."""
+        return f"{self.prefix}:live:{run}"
+
+    @property
+    def live_runs(self) -> str:
+        """Pub/sub channel: msgpack ``{run, new, status, params, tags, meta}`` when a commit changed a run."""
+        return f"{self.prefix}:live:runs"
+
+    def committed(self, run: str) -> str:
+        """Pub/sub channel: a tiny notice after each commit for ``run`` (``finish()`` waits on it)."""
+        return f"{self.prefix}:committed:{run}"

@@ -31,7 +31,7 @@ from . import batcher
 from .backlog import Backlog
 from .cutter import Cutter
 from .identity import Identity
-from .link import Link, LinkState, Reply
+from .link import CommitNotices, Link, LinkState, Reply
 from .outbox import Held, Outbox
 from .redis_keys import RedisKeys
 from .segments import Segments
@@ -49,6 +49,7 @@ REPLAY_CHUNKS_PER_CYCLE = 16
 SEND_CHUNK_BYTES = 4 << 20  # a send round trip (a resend after a restart may hold 64 MiB)
 RUN_ID_CHECK_SECONDS = 1.0
 IDLE_POLL_SECONDS = 1.0
+NOTICE_WAIT_SECONDS = 0.25  # finish() polls the watermark at least this often, notice or not
 LAST_CHANCE_RETRY_SECONDS = 0.1  # finishing with batches the disk refused: how often Redis is retried
 # A queue this long is cut at once, without waiting for the interval: it keeps each cut (the
 # time the training thread waits for the GIL) short, and the shipper ahead of a fast loop.
@@ -312,22 +313,32 @@ class Shipper:
         """Replay and poll until everything is committed or the deadline; a link that fails is
         retried at once as long as each connection still moved something (a flaky link), and
         given up when one moved nothing (Redis is gone)."""
-        while (self._outbox or self._segments) and time.monotonic() < deadline:
-            before = self._progress()
-            reply = self._link.connect(wait=True)
-            if reply is not None:
-                self._exchange(reply, catch_up=True)
-            if self._link.state is not LinkState.UP:
-                if self._progress() == before:
-                    return
-                self._link.retry_now()
-                continue
-            if self._outbox.unsent() or self._segments.replay_pending:
-                continue
-            time.sleep(0.01)
-            reply = self._round_trip([], "watermark")
-            if reply is not None:
-                self._heard(reply)
+        notices: CommitNotices | None = None
+        try:
+            while (self._outbox or self._segments) and time.monotonic() < deadline:
+                before = self._progress()
+                reply = self._link.connect(wait=True)
+                if reply is not None:
+                    self._exchange(reply, catch_up=True)
+                if self._link.state is not LinkState.UP:
+                    if self._progress() == before:
+                        return
+                    self._link.retry_now()
+                    continue
+                if self._outbox.unsent() or self._segments.replay_pending:
+                    continue
+                # subscribed before the poll below: a commit after that poll wakes the wait
+                notices = notices or self._link.commit_notices(self._keys.committed(self._ident.run_id))
+                if notices is None:
+                    time.sleep(CommitNotices.POLL_SECONDS)
+                else:
+                    notices.wait(max(0.0, min(NOTICE_WAIT_SECONDS, deadline - time.monotonic())))
+                reply = self._round_trip([], "watermark")
+                if reply is not None:
+                    self._heard(reply)
+        finally:
+            if notices is not None:
+                notices.close()
 
     def _progress(self) -> tuple[int, int, int]:
         stats = self.stats

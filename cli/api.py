@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from .options import data_dir_option, http_options
+from .options import data_dir_option, http_options, redis_options
 
 if TYPE_CHECKING:
     from aquarium.collector import Collector
@@ -17,16 +18,18 @@ if TYPE_CHECKING:
 @click.command("api")
 @data_dir_option
 @http_options(port=8054)
-def api_command(data_dir: Path, http_host: str, http_port: int) -> None:
+@redis_options(default=None, help="Redis the collectors publish live updates on (for /api/runs/{id}/live).")
+def api_command(data_dir: Path, http_host: str, http_port: int, redis_url: str | None, prefix: str) -> None:
     """Serve the store under DATA_DIR over HTTP (runs, series, /metrics) until Ctrl-C.
 
-    Read-only data dirs work. On a non-loopback --http-host, AQUARIUM_API_TOKEN must be set and
-    every request must send `Authorization: Bearer <token>`.
+    Read-only data dirs work. With --redis-url, /api/runs/{id}/live streams new points as they
+    are committed. On a non-loopback --http-host, AQUARIUM_API_TOKEN must be set and every
+    request must send `Authorization: Bearer <token>`.
     """
     from aquarium.collector.api import ApiSettings, create_app, serve_forever
     from aquarium.collector.store import Store
 
-    settings = ApiSettings.from_env(host=http_host, port=http_port)
+    settings = replace(ApiSettings.from_env(host=http_host, port=http_port), redis_url=redis_url, prefix=prefix)
     settings.check_bind()
     if not (data_dir / "aquarium.db").exists():
         raise click.ClickException(f"no Aquarium store in {data_dir} (`aquarium up --data-dir {data_dir}` makes one)")
@@ -45,5 +48,6 @@ def start_beside(collector: Collector, http_host: str, http_port: int) -> ApiSer
     from aquarium.collector.api.prometheus import CollectorSource
 
     settings = ApiSettings.from_env(host=http_host, port=http_port)
+    settings = replace(settings, redis_url=collector.settings.redis_url, prefix=collector.settings.prefix)
     app = create_app(collector.store, settings, counters=[CollectorSource(collector)])
     return ApiServer(app, settings).start()

@@ -25,6 +25,7 @@ from aquarium.agent.redis_keys import BATCH_FIELD, DEAD_REASON_FIELD, DEAD_SOURC
 from aquarium.agent.wire import Batch, unpack_batch
 
 from . import redelivery, upkeep
+from .live import Publisher
 from .redelivery import Entry
 from .registration import StoreRegistration
 from .settings import CollectorSettings
@@ -62,6 +63,8 @@ class CollectorStats:
     compacted: int = 0
     spool_batches: int = 0
     redis_errors: int = 0
+    published: int = 0
+    publish_errors: int = 0
     last_error: str = ""
     gaps: dict[tuple[str, int, str], int] = field(default_factory=dict)
 
@@ -85,6 +88,8 @@ class Collector:
         self._own_pending_done = False
         self._next_maintenance = 0.0
         self._unfinished: list[Entry] = []  # read, not stored: the store could not write
+        self.publisher = Publisher(self.keys, self.consumer)
+        self._publish_error = ""  # the last one logged: each cause is logged once
 
     # -- running -------------------------------------------------------------------------------
     def run(self, burst: bool = False) -> CollectorStats:
@@ -196,7 +201,7 @@ class Collector:
         pipe = self.redis.pipeline(transaction=False)
         pipe.xack(self.keys.stream, self.keys.group, *[eid for eid, _ in entries])
         self._queue_watermarks(pipe, result)
-        pipe.execute()
+        self._execute_publishing(pipe, result)
         self.stats.entries += len(entries)
         self.stats.stored += result.stored
         self.stats.duplicates += result.duplicates
@@ -228,6 +233,36 @@ class Collector:
             key = self.keys.watermarks(run)
             pipe.hset(key, RedisKeys.watermark_field(rank, incarnation), seq)
             pipe.expire(key, WATERMARK_TTL_SECONDS)
+
+    def _execute_publishing(self, pipe: Any, result: IngestResult) -> None:
+        """Run ``pipe`` with the live messages of ``result`` after its commands, in the same
+        round trip: after the commit (subscribers backfill from the store, which must hold what
+        they are told about) and after XACK and the watermarks (an agent woken by the commit
+        notice reads the new watermark). A refused PUBLISH is counted and logged once per cause,
+        never the commit's failure; the commands before it raise as before."""
+        commands = len(pipe)
+        try:
+            messages = self.publisher.messages(result) + self.publisher.notices(result)
+        except Exception as e:  # a bug in building messages must not hold ingest back
+            messages = []
+            self._publish_failed(e)
+        for channel, payload in messages:
+            pipe.publish(channel, payload)
+        replies = pipe.execute(raise_on_error=False)
+        for reply in replies[:commands]:
+            if isinstance(reply, Exception):
+                raise reply
+        self.publisher.heard(messages, replies[commands:])
+        failed = [reply for reply in replies[commands:] if isinstance(reply, Exception)]
+        self.stats.published += len(messages) - len(failed)
+        if failed:
+            self._publish_failed(failed[0], len(failed))
+
+    def _publish_failed(self, error: Exception, count: int = 1) -> None:
+        self.stats.publish_errors += count
+        if self._publish_error != reason_of(error):
+            self._publish_error = reason_of(error)
+            log.warning("live updates not published (%s); ingest goes on", self._publish_error)
 
     # -- upkeep --------------------------------------------------------------------------------
     def _recreate_group(self, error: redis.ResponseError) -> None:
@@ -347,7 +382,7 @@ class Collector:
             try:
                 pipe = self.redis.pipeline(transaction=False)
                 self._queue_watermarks(pipe, report.result)
-                pipe.execute()
+                self._execute_publishing(pipe, report.result)
             except REDIS_ERRORS as e:
                 self._redis_failed(e)
 

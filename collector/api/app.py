@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 
+import redis.asyncio
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
@@ -20,7 +21,7 @@ from aquarium.collector.store import Store
 from . import prometheus
 from .auth import token_middleware
 from .errors import json_errors
-from .keys import COUNTERS, SETTINGS, STORE
+from .keys import COUNTERS, LIVE_REDIS, LIVE_STREAMS, SETTINGS, STORE
 from .routes import routes
 from .settings import ApiConfigError, ApiSettings
 
@@ -39,9 +40,29 @@ def create_app(
     app[STORE] = store
     app[SETTINGS] = settings
     app[COUNTERS] = [prometheus.store_samples(store), *counters]
+    app[LIVE_STREAMS] = set()
+    if settings.redis_url:
+        app.cleanup_ctx.append(_live_redis)
+    app.on_shutdown.append(_end_live_streams)
     app.add_routes(routes)
     app.on_response_prepare.append(_no_sniffing)
     return app
+
+
+async def _live_redis(app: web.Application) -> AsyncIterator[None]:
+    """One client for the live streams (each subscribes on a connection of its own)."""
+    url = app[SETTINGS].redis_url
+    assert url is not None
+    client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=5.0)
+    app[LIVE_REDIS] = client
+    yield
+    await client.aclose()
+
+
+async def _end_live_streams(app: web.Application) -> None:
+    """Open event streams end at shutdown, so that stopping the server does not wait for them."""
+    for stop in app[LIVE_STREAMS]:
+        stop.set()
 
 
 async def _no_sniffing(request: web.Request, response: web.StreamResponse) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import redis.asyncio
 from aiohttp import web
 
 from aquarium.collector.store import Store
@@ -12,3 +15,5 @@ from .settings import ApiSettings
 STORE = web.AppKey("store", Store)
 SETTINGS = web.AppKey("settings", ApiSettings)
 COUNTERS = web.AppKey("counters", list[prometheus.Source])
+LIVE_REDIS = web.AppKey("live_redis", redis.asyncio.Redis)  # only when settings.redis_url is set
+LIVE_STREAMS = web.AppKey("live_streams", set[asyncio.Event])  # set on shutdown: open streams end

@@ -139,6 +139,17 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/runs/{run_id}/live": {
+                "get": {
+                    "summary": "Server-Sent Events: what is stored, then each commit (event points, event status)",
+                    "parameters": [RUN_ID, _param("since_step", "query", {"type": "integer"}, "Only steps after it.")],
+                    "responses": {
+                        "200": {"description": "the stream", "content": {"text/event-stream": {}}},
+                        "404": ERROR,
+                        "503": ERROR,
+                    },
+                }
+            },
             "/metrics": {
                 "get": {
                     "summary": "The collector's counters (Prometheus text format)",

@@ -13,14 +13,18 @@ import json
 import math
 from typing import Any
 
+import numpy as np
+import redis
 from aiohttp import web
 
+from aquarium.agent.redis_keys import RedisKeys
 from aquarium.collector.columnar import CONTENT_TYPE as COLUMNS_TYPE
 from aquarium.collector.columnar import encode_window, window_to_json
+from aquarium.collector.live import Cursor, Points, StoreSource, decode
 
 from . import prometheus
-from .errors import BadRequestError, TooLargeError
-from .keys import COUNTERS, SETTINGS, STORE
+from .errors import BadRequestError, TooLargeError, error_response
+from .keys import COUNTERS, LIVE_REDIS, LIVE_STREAMS, SETTINGS, STORE
 from .openapi import document
 
 routes = web.RouteTableDef()
@@ -121,6 +125,101 @@ async def series(request: web.Request) -> web.Response:
     if query.get("format") == "columns" or COLUMNS_TYPE in request.headers.get("Accept", ""):
         return web.Response(body=await asyncio.to_thread(encode_window, window), content_type=COLUMNS_TYPE)
     return json_response(window_to_json(window))
+
+
+EVENT_POINTS = 10_000  # at most this many points an SSE event (a backfill is cut into pieces)
+
+
+@routes.get("/api/runs/{run_id}/live")
+async def live(request: web.Request) -> web.StreamResponse:
+    """Server-Sent Events: what the store holds of the run (after ``since_step``), then each new
+    commit as ``event: points`` (one series each) and run changes as ``event: status``; a
+    comment every ``keepalive`` seconds. 503 without a Redis to subscribe to, 404 for an unknown run."""
+    app = request.app
+    if LIVE_REDIS not in app:
+        return error_response(503, "live_unavailable", "live updates need Redis: this API was started without one")
+    settings, store = app[SETTINGS], app[STORE]
+    run_id = request.match_info["run_id"]
+    since = int_param(request, "since_step")
+    await asyncio.to_thread(store.get_run, run_id)  # RunNotFoundError: 404
+    pubsub = app[LIVE_REDIS].pubsub()
+    stop = asyncio.Event()
+    app[LIVE_STREAMS].add(stop)
+    try:
+        try:
+            await pubsub.subscribe(RedisKeys(settings.prefix).live(run_id))
+            while await pubsub.get_message(timeout=5.0) is None:  # subscribed before the backfill reads
+                pass
+        except (redis.RedisError, OSError) as e:
+            return error_response(503, "live_unavailable", f"Redis: {type(e).__name__}: {e}")
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        try:
+            await _stream(request, response, pubsub, Cursor(run_id, since), StoreSource(store), stop)
+        except (ConnectionResetError, redis.RedisError, OSError):
+            pass  # the client left, or Redis did: the client's EventSource reconnects (and backfills)
+        return response
+    finally:
+        app[LIVE_STREAMS].discard(stop)
+        await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+
+
+async def _stream(
+    request: web.Request,
+    response: web.StreamResponse,
+    pubsub: Any,
+    cursor: Cursor,
+    source: StoreSource,
+    stop: asyncio.Event,
+) -> None:
+    keepalive = request.app[SETTINGS].keepalive
+    loop = asyncio.get_running_loop()
+    await _send_points(response, await asyncio.to_thread(cursor.backfill, source))
+    quiet_since = loop.time()
+    while not stop.is_set():
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=min(1.0, keepalive))
+        if message is None or message["type"] != "message":
+            if loop.time() - quiet_since >= keepalive:
+                await response.write(b": keep-alive\n\n")
+                quiet_since = loop.time()
+            continue
+        commit = decode(message["data"])
+        if cursor.gap(commit) or commit.omitted:  # messages were lost: the store holds them
+            await _send_points(response, await asyncio.to_thread(cursor.backfill, source))
+        await _send_points(response, cursor.take(commit.points))
+        if commit.change:
+            await _send(response, "status", {"run": commit.run, **commit.change})
+        quiet_since = loop.time()
+
+
+async def _send_points(response: web.StreamResponse, points: list[Points]) -> None:
+    for p in points:
+        for a in range(0, len(p), EVENT_POINTS):
+            part = slice(a, a + EVENT_POINTS)
+            body = {
+                "key": p.key,
+                "rank": p.rank,
+                "steps": p.steps[part].tolist(),
+                "values": _finite(p.values[part]),
+                "times": _finite(p.times[part]),
+            }
+            await _send(response, "points", body)
+
+
+def _finite(values: np.ndarray) -> list[float | None]:
+    """JSON has no NaN or infinity: they become null."""
+    out: list[float | None] = values.tolist()
+    if not np.isfinite(values).all():
+        out = [v if math.isfinite(v) else None for v in values.tolist()]
+    return out
+
+
+async def _send(response: web.StreamResponse, event: str, body: dict[str, Any]) -> None:
+    data = json.dumps(body, separators=(",", ":"), allow_nan=False)  # values are finite or None
+    await response.write(f"event: {event}\ndata: {data}\n\n".encode())
 
 
 @routes.get("/api/openapi.json")

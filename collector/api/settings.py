@@ -27,6 +27,10 @@ class ApiSettings:
     max_page: int = 10_000  # runs a page may hold
     max_raw_points: int = 2_000_000  # a series without `samples` larger than this is refused (413)
     max_samples: int = 100_000
+    # live updates (`/api/runs/{id}/live`): the Redis the collectors publish on; None: answered 503
+    redis_url: str | None = None
+    prefix: str = "aquarium"
+    keepalive: float = 15.0  # seconds between SSE comments on an idle stream
 
     @classmethod
     def from_env(cls, host: str | None = None, port: int | None = None, token: str | None = None) -> "ApiSettings":

@@ -41,6 +41,9 @@ class IngestResult:
     gaps: dict[IncKey, int] = field(default_factory=dict)
     # batches not stored because their id is held with other content (the objects passed in)
     conflicts: list[Batch] = field(default_factory=list)
+    # what this commit stored (the objects passed in) and the runs it created: published live
+    fresh: list[Batch] = field(default_factory=list)
+    new_runs: set[str] = field(default_factory=set)
 
     def merge(self, other: "IngestResult") -> None:
         self.stored += other.stored
@@ -50,6 +53,8 @@ class IngestResult:
         self.runs |= other.runs
         self.gaps.update(other.gaps)
         self.conflicts.extend(other.conflicts)
+        self.fresh.extend(other.fresh)
+        self.new_runs |= other.new_runs
 
 
 def ingest(conn: sqlite3.Connection, batches: Iterable[Batch], now: float | None = None) -> IngestResult:
@@ -78,7 +83,9 @@ def _ingest_incarnation(
         return
     committed, max_seq, stored_batches = ledger.record(conn, inc, found, now)
     if found.fresh:
-        _ensure_run(conn, run_id, now)
+        if _ensure_run(conn, run_id, now):
+            result.new_runs.add(run_id)
+        result.fresh.extend(found.fresh)
         for batch in found.fresh:
             _apply_events(conn, batch, (inc.order, batch.id.seq), now)
         result.points += _store_metrics(conn, run_id, rank, inc, found.fresh)
@@ -92,11 +99,13 @@ def _ingest_incarnation(
         result.gaps[inc_key] = missing
 
 
-def _ensure_run(conn: sqlite3.Connection, run_id: str, now: float) -> None:
-    conn.execute(
+def _ensure_run(conn: sqlite3.Connection, run_id: str, now: float) -> bool:
+    """Create the run's row if there is none; True if it was created."""
+    cursor = conn.execute(
         "INSERT OR IGNORE INTO runs (id, name, created_at, updated_at, status_at) VALUES (?, ?, ?, ?, 0)",
         (run_id, run_id, now, now),
     )
+    return cursor.rowcount > 0
 
 
 def _experiment_id(conn: sqlite3.Connection, name: str, now: float) -> int:
