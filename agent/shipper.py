@@ -82,6 +82,7 @@ class Shipper:
         self._flush_requests = 0
         self._flushed = threading.Condition()
         self._flushed_count = 0
+        self._failed_through = 0  # the newest flush request a failed cycle answered
         self._thread = threading.Thread(target=self._loop, name=f"aquarium-shipper-{ident.run_id}", daemon=True)
 
     # -- called from the training thread -------------------------------------------------------
@@ -89,7 +90,8 @@ class Shipper:
         self._thread.start()
 
     def flush(self, timeout: float) -> bool:
-        """Ship everything queued so far (to Redis or the spool); False if it took too long."""
+        """Ship everything queued so far (to Redis or the spool); False if it took too long, or
+        the cycle that answered failed (the error is in ``stats.last_error``), or shipping ended."""
         with self._flushed:
             self._flush_requests += 1
             target = self._flush_requests
@@ -101,7 +103,7 @@ class Shipper:
                 if left <= 0:
                     return False
                 self._flushed.wait(left)
-        return True
+            return self._flushed_count >= target and self._failed_through < target
 
     def close(self, timeout: float, commit_wait: float) -> FinishReport:
         """Ship the rest, wait up to ``commit_wait`` for the commit, spool what is unconfirmed."""
@@ -140,11 +142,15 @@ class Shipper:
                 requested = self._flush_requests
             if closing:
                 self._link.retry_now()
+            failed = False
             try:
                 self._cycle(catch_up=closing or requested > self._flushed_count)
             except Exception as e:  # a bug here must never kill shipping silently
                 self._note_error("shipper-bug", e)
+                failed = True
             with self._flushed:
+                if failed:
+                    self._failed_through = requested
                 self._flushed_count = requested
                 self._flushed.notify_all()
             if closing:

@@ -205,3 +205,26 @@ def test_what_reached_redis_but_not_the_disk_is_unconfirmed_not_dropped(
             assert list(steps) == list(range(500))
     finally:
         redis.stop()
+
+
+def test_flush_says_false_when_the_cycle_that_answered_it_failed(
+    redis_url: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shipper bug is logged and shipping goes on, but the flush it answered did not ship."""
+    run = start_run(redis_url, data_dir, "failed-flush", flush_interval=3600.0, commit_wait=0.0)
+    real_cycle = run._shipper._cycle
+    calls: list[bool] = []
+
+    def fails_once(catch_up: bool) -> None:
+        calls.append(catch_up)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the cycle")
+        real_cycle(catch_up)
+
+    monkeypatch.setattr(run._shipper, "_cycle", fails_once)
+    run.log({"x": 1.0}, step=0)
+    assert run.flush(timeout=WAIT) is False
+    assert "a bug in the cycle" in run.stats.last_error
+    assert run.flush(timeout=WAIT) is True  # the next cycle ships what the failed one left
+    report = run.finish(timeout=WAIT)
+    assert report.points == 1 and report.dropped_points == 0
