@@ -48,14 +48,19 @@ class _Backend(Protocol):
 
 
 class _Local:
-    """The store under a data dir, opened read-only when this process may not write there."""
+    """A store: the one under a data dir (opened read-only, closed with the Api), or one this
+    process already has open (the collector's, which the API serves)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, store: Store, owned: bool) -> None:
+        self.store, self._owned = store, owned
+
+    @classmethod
+    def open(cls, data_dir: Path) -> "_Local":
         from .store import Store
 
         if not (data_dir / "aquarium.db").exists():
             raise AquariumError(f"no Aquarium store in {data_dir} (start one with `aquarium up --data-dir {data_dir}`)")
-        self.store: Store = Store(data_dir, read_only=True)
+        return cls(Store(data_dir, read_only=True), owned=True)
 
     def search_runs(self, filter: str | None, sort: str | None, limit: int | None, offset: int) -> RunPage:
         return self.store.search_runs(filter, sort, limit, offset)
@@ -64,7 +69,6 @@ class _Local:
         return self.store.get_run(run_id)
 
     def metric_keys(self, run_id: str) -> list[str]:
-        self.store.get_run(run_id)
         return self.store.metric_keys(run_id)
 
     def read_window(self, run_id: str, key: str, **options: Any) -> Window:
@@ -72,7 +76,8 @@ class _Local:
         return self.store.read_window(run_id, key, **options)
 
     def close(self) -> None:
-        self.store.close()
+        if self._owned:
+            self.store.close()
 
 
 class _Http:
@@ -175,17 +180,24 @@ def _error(status: int, body: bytes) -> AquariumError:
 
 
 class Api:
-    """Read runs and series: ``Api("aquarium_data")`` or ``Api("http://host:8054", token=...)``."""
+    """Read runs and series: ``Api("aquarium_data")``, ``Api("http://host:8054", token=...)``,
+    or ``Api(store)`` over a Store this process has open (left open by ``close()``)."""
 
     def __init__(
-        self, target: str | os.PathLike[str] = "aquarium_data", token: str | None = None, timeout: float = 60.0
+        self, target: str | os.PathLike[str] | Store = "aquarium_data", token: str | None = None, timeout: float = 60.0
     ) -> None:
+        from .store import Store
+
+        if isinstance(target, Store):
+            self.target = str(target.data_dir)
+            self._backend: _Backend = _Local(target, owned=False)
+            return
         text = os.fspath(target)
         self.target = text
         if text.startswith(("http://", "https://")):
-            self._backend: _Backend = _Http(text, token or os.environ.get("AQUARIUM_API_TOKEN"), timeout)
+            self._backend = _Http(text, token or os.environ.get("AQUARIUM_API_TOKEN"), timeout)
         else:
-            self._backend = _Local(Path(text))
+            self._backend = _Local.open(Path(text))
 
     # -- runs ----------------------------------------------------------------------------------
     def search(

@@ -35,7 +35,7 @@ from redis.retry import Retry
 from aquarium.agent.errors import RunNotFoundError
 from aquarium.agent.redis_keys import RedisKeys
 
-from .store import IngestResult, KeyNotFoundError, Store, Window
+from .store import IngestResult, KeyNotFoundError, Window
 
 VERSION = 1
 SeriesKey = tuple[str, int]
@@ -163,27 +163,11 @@ def decode(data: bytes) -> Commit:
 
 # -- following (any reader) --------------------------------------------------------------------
 class Source(Protocol):
-    """Where backfills read from: ``Api`` (a data dir or an HTTP URL) or ``StoreSource``."""
+    """Where backfills read from: an ``Api`` (a data dir, an HTTP URL, or a Store already open)."""
 
     def run(self, run_id: str) -> dict[str, Any]: ...
     def keys(self, run_id: str) -> list[str]: ...
     def series(self, run_id: str, key: str, *, rank: int | None = None, start: int | None = None) -> Window: ...
-
-
-class StoreSource:
-    """A ``Source`` over a ``Store`` (the API's own, inside the collector)."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    def run(self, run_id: str) -> dict[str, Any]:
-        return self.store.get_run(run_id)
-
-    def keys(self, run_id: str) -> list[str]:
-        return self.store.metric_keys(run_id)
-
-    def series(self, run_id: str, key: str, *, rank: int | None = None, start: int | None = None) -> Window:
-        return self.store.read_window(run_id, key, rank=rank, start=start)
 
 
 class Cursor:

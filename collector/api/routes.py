@@ -18,9 +18,10 @@ import redis
 from aiohttp import web
 
 from aquarium.agent.redis_keys import RedisKeys
+from aquarium.collector.client import Api
 from aquarium.collector.columnar import CONTENT_TYPE as COLUMNS_TYPE
 from aquarium.collector.columnar import encode_window, window_to_json
-from aquarium.collector.live import Cursor, Points, StoreSource, decode
+from aquarium.collector.live import Cursor, Points, Source, decode
 
 from . import prometheus
 from .errors import BadRequestError, TooLargeError, error_response
@@ -89,14 +90,8 @@ async def run(request: web.Request) -> web.Response:
 
 @routes.get("/api/runs/{run_id}/keys")
 async def keys(request: web.Request) -> web.Response:
-    store = request.app[STORE]
-    run_id = request.match_info["run_id"]
-
-    def read() -> list[str]:
-        store.get_run(run_id)  # RunNotFoundError for an unknown run, rather than an empty list
-        return store.metric_keys(run_id)
-
-    return json_response({"run": run_id, "keys": await asyncio.to_thread(read)})
+    store, run_id = request.app[STORE], request.match_info["run_id"]
+    return json_response({"run": run_id, "keys": await asyncio.to_thread(store.metric_keys, run_id)})
 
 
 @routes.get("/api/runs/{run_id}/series/{key:.+}")
@@ -155,7 +150,7 @@ async def live(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
         try:
-            await _stream(request, response, pubsub, Cursor(run_id, since), StoreSource(store), stop)
+            await _stream(request, response, pubsub, Cursor(run_id, since), Api(store), stop)
         except (ConnectionResetError, redis.RedisError, OSError):
             pass  # the client left, or Redis did: the client's EventSource reconnects (and backfills)
         return response
@@ -169,7 +164,7 @@ async def _stream(
     response: web.StreamResponse,
     pubsub: Any,
     cursor: Cursor,
-    source: StoreSource,
+    source: Source,
     stop: asyncio.Event,
 ) -> None:
     keepalive = request.app[SETTINGS].keepalive

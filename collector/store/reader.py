@@ -134,7 +134,11 @@ def metric_summaries(conn: sqlite3.Connection, run_id: str) -> dict[str, dict[st
 
 
 def metric_keys(conn: sqlite3.Connection, run_id: str) -> list[str]:
-    return [r[0] for r in conn.execute("SELECT DISTINCT key FROM series WHERE run_id = ? ORDER BY key", (run_id,))]
+    """The run's metric keys; raises RunNotFoundError for an unknown run (not an empty list)."""
+    keys = [r[0] for r in conn.execute("SELECT DISTINCT key FROM series WHERE run_id = ? ORDER BY key", (run_id,))]
+    if not keys and conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+        raise RunNotFoundError(run_id)
+    return keys
 
 
 def series_ranks(conn: sqlite3.Connection, run_id: str, key: str) -> list[int]:
