@@ -4,7 +4,7 @@
     parse_sort("-metrics.val_loss.min, name")
 
 The result is an AST of small frozen dataclasses; ``collector/store/search.py`` compiles it to
-parameterised SQL. Only the fields below exist, so a field never reaches SQL as user text, and
+parameterised SQL; ``collector/query_tokens.py`` splits the text into tokens. Only the fields below exist, so a field never reaches SQL as user text, and
 every literal becomes a bound parameter:
 
 - ``params.<name>`` (names may hold dots, ``-``, ``/``; ``params."weird name"`` quotes one),
@@ -21,11 +21,10 @@ NaN last value); ``field != v`` holds when it has a value that is not ``v``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import TypeAlias
 
-from aquarium.agent.errors import AquariumError
+from .query_tokens import SPAN, UNITS, QueryError, Token, epoch, tokenize
 
 __all__ = [
     "AGGREGATES",
@@ -53,26 +52,7 @@ TEXT_FIELDS = ("status", "experiment", "name", "id")
 TIME_FIELDS = ("created", "started", "ended")
 SIMPLE_FIELDS = (*TEXT_FIELDS, *TIME_FIELDS, "duration")
 FIELD_NAMES = ("params", "metrics", "tags", *SIMPLE_FIELDS)
-KEYWORDS = ("and", "or", "not", "in", "contains", "true", "false", "null", "asc", "desc")
 COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
-UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-
-
-class QueryError(AquariumError, ValueError):
-    """Raised when a run filter or sort cannot be parsed: the reason, and where in the query."""
-
-    def __init__(self, query: str, position: int, reason: str) -> None:
-        self.query, self.position, self.reason = query, position, reason
-        super().__init__(f"{reason} (at character {position + 1})\n{_caret(query, position)}")
-
-
-def _caret(query: str, position: int, width: int = 60) -> str:
-    """The query (a window of it around ``position`` if it is long) and a caret line under it."""
-    start = max(0, position - width)
-    end = min(len(query), position + width)
-    prefix = "..." if start else ""
-    shown = prefix + re.sub(r"\s", " ", query[start:end]) + ("..." if end < len(query) else "")
-    return f"  {shown}\n  {' ' * (len(prefix) + position - start)}^"
 
 
 @dataclass(frozen=True)
@@ -149,147 +129,22 @@ class Sort:
     descending: bool = False
 
 
-# -- tokens --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Token:
-    kind: str  # path, str, num, span, date, op, kw, end
-    text: str
-    pos: int
-    value: object = None
-    segments: tuple[str, ...] = field(default=())
-    quoted: tuple[bool, ...] = field(default=())
-
-
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?(?![\w.:-])")
-_SPAN = re.compile(r"(-?)(\d+(?:\.\d+)?)([smhdw])(?![\w.])")
-_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![\w.])")
-_BARE = re.compile(r"[A-Za-z0-9_/\-]+")
-_OPS = ("==", "!=", "<=", ">=", "<", ">", "~", "(", ")", ",", "-", "+")
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "0": "\0"}
-
-
-def _tokens(query: str) -> list[_Token]:
-    out: list[_Token] = []
-    i, n = 0, len(query)
-    while True:
-        while i < n and query[i].isspace():
-            i += 1
-        if i >= n:
-            out.append(_Token("end", "", n))
-            return out
-        c = query[i]
-        if c in "\"'":
-            text, j = _string(query, i)
-            out.append(_Token("str", query[i:j], i, text))
-            i = j
-        elif c.isalpha() or c == "_":
-            token = _path(query, i)
-            out.append(token)
-            i = token.pos + len(token.text)
-        elif c.isdigit() or re.match(r"[-.]\d|-\.\d", query[i : i + 3]):
-            i = _literal(query, i, out)
-        else:
-            op = next((o for o in _OPS if query.startswith(o, i)), None)
-            if op is None:
-                raise QueryError(query, i, f"unexpected character {c!r}")
-            out.append(_Token("op", op, i))
-            i += len(op)
-
-
-def _literal(query: str, i: int, out: list[_Token]) -> int:
-    for kind, pattern in (("date", _DATE), ("span", _SPAN), ("num", _NUMBER)):
-        m = pattern.match(query, i)
-        if m is None:
-            continue
-        text = m.group(0)
-        value: object
-        if kind == "date":
-            value = _epoch(query, i, text)
-        elif kind == "span":
-            value = (m.group(1) == "-", float(m.group(2)) * UNITS[m.group(3)])
-        else:
-            value = _number(text)
-        out.append(_Token(kind, text, i, value))
-        return m.end()
-    end = i + 1
-    while end < len(query) and (query[end].isalnum() or query[end] in "._-:"):
-        end += 1
-    raise QueryError(query, i, f"malformed number {query[i:end]!r}")
-
-
-def _number(text: str) -> int | float:
-    if re.fullmatch(r"-?\d+", text) and len(text) <= 19:
-        value = int(text)
-        if -(2**63) <= value < 2**63:  # what SQLite can bind; larger integers compare as floats
-            return value
-    return float(text)
-
-
-def _string(query: str, start: int) -> tuple[str, int]:
-    quote, i = query[start], start + 1
-    chars: list[str] = []
-    while i < len(query):
-        c = query[i]
-        if c == quote:
-            return "".join(chars), i + 1
-        if c == "\\" and i + 1 < len(query):
-            e = query[i + 1]
-            if e == "u" and re.fullmatch(r"[0-9A-Fa-f]{4}", query[i + 2 : i + 6]):
-                chars.append(chr(int(query[i + 2 : i + 6], 16)))
-                i += 6
-                continue
-            # an unknown escape keeps its backslash, so "\d+" is the regular expression \d+
-            chars.append(_ESCAPES.get(e, "\\" + e))
-            i += 2
-            continue
-        chars.append(c)
-        i += 1
-    raise QueryError(query, start, "unterminated string")
-
-
-def _path(query: str, start: int) -> _Token:
-    """A dotted name; after a dot a segment may be a quoted string: ``params."weird name"``."""
-    segments: list[str] = []
-    quoted: list[bool] = []
-    i = start
-    while True:
-        if i < len(query) and query[i] in "\"'" and segments:
-            text, i = _string(query, i)
-            segments.append(text)
-            quoted.append(True)
-        else:
-            m = _BARE.match(query, i)
-            if m is None:
-                raise QueryError(query, i, "expected a name after '.'")
-            segments.append(m.group(0))
-            quoted.append(False)
-            i = m.end()
-        if i + 1 < len(query) and query[i] == "." and (query[i + 1] in "\"'" or _BARE.match(query, i + 1)):
-            i += 1
-            continue
-        break
-    text = query[start:i]
-    if len(segments) == 1 and segments[0].lower() in KEYWORDS:  # keywords in any case: AND, Or
-        return _Token("kw", segments[0].lower(), start)
-    return _Token("path", text, start, segments=tuple(segments), quoted=tuple(quoted))
-
-
 # -- parser --------------------------------------------------------------------------------------
 class _Parser:
     def __init__(self, query: str) -> None:
         self.query = query
-        self.tokens = _tokens(query)
+        self.tokens = tokenize(query)
         self.i = 0
         self.depth = 0
 
     @property
-    def tok(self) -> _Token:
+    def tok(self) -> Token:
         return self.tokens[self.i]
 
-    def error(self, reason: str, token: _Token | None = None) -> QueryError:
+    def error(self, reason: str, token: Token | None = None) -> QueryError:
         return QueryError(self.query, (token or self.tok).pos, reason)
 
-    def next(self) -> _Token:
+    def next(self) -> Token:
         token = self.tokens[self.i]
         if token.kind != "end":
             self.i += 1
@@ -298,7 +153,7 @@ class _Parser:
     def at(self, kind: str, text: str | None = None) -> bool:
         return self.tok.kind == kind and (text is None or self.tok.text == text)
 
-    def expect(self, kind: str, text: str, what: str) -> _Token:
+    def expect(self, kind: str, text: str, what: str) -> Token:
         if not self.at(kind, text):
             raise self.error(f"expected {what}, found {self._found()}")
         return self.next()
@@ -432,7 +287,7 @@ class _Parser:
             raise self.error(f"expected a value (number, quoted string, true, false, null), found {found}", token)
         return self.check(f, op, value, token)
 
-    def time_value(self, f: Field, token: _Token) -> Value:
+    def time_value(self, f: Field, token: Token) -> Value:
         if f.kind not in (*TIME_FIELDS, "duration"):
             raise self.error(f"{token.text} is a time; {f} takes a number or a quoted string", token)
         if token.kind == "date":
@@ -450,7 +305,7 @@ class _Parser:
             raise self.error(f"write -{token.text} for {token.text} ago (or an ISO date)", token)
         return Ago(float(seconds))
 
-    def check(self, f: Field, op: str, value: Value, token: _Token) -> Value:
+    def check(self, f: Field, op: str, value: Value, token: Token) -> Value:
         """The literal fits the field, else a QueryError (params take any: a mismatch is false)."""
         if value is None:
             if op not in ("==", "!=", "in"):
@@ -483,14 +338,14 @@ class _Parser:
             if op == "in":
                 raise self.error(f"{f} is a time: compare it with < or >, not in a list", token)
         elif f.kind == "duration" and isinstance(value, str):
-            m = _SPAN.fullmatch(value.strip())
+            m = SPAN.fullmatch(value.strip())
             if m is None or m.group(1):
                 raise self.error("expected a duration: seconds, or like 90s, 5m, 2h", token)
             return float(m.group(2)) * UNITS[m.group(3)]
         return value
 
 
-def _field(query: str, token: _Token) -> Field:
+def _field(query: str, token: Token) -> Field:
     segments, quoted = token.segments, token.quoted
     head, rest = segments[0], segments[1:]
     if head == "params" and not quoted[0]:
@@ -519,21 +374,13 @@ def _field(query: str, token: _Token) -> Field:
     )
 
 
-def _epoch(query: str, pos: int, text: str) -> float:
-    """An ISO date or datetime as unix seconds; without a UTC offset it is local time (as `ls` prints)."""
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except (ValueError, OverflowError, OSError) as e:
-        raise QueryError(query, pos, f"invalid date {text!r}: {e}") from None
-
-
-def _time_text(query: str, token: _Token, text: str) -> Value:
-    m = _SPAN.fullmatch(text.strip())
+def _time_text(query: str, token: Token, text: str) -> Value:
+    m = SPAN.fullmatch(text.strip())
     if m is not None:
         if not m.group(1):
             raise QueryError(query, token.pos, f"write -{text.strip()} for {text.strip()} ago (or an ISO date)")
         return Ago(float(m.group(2)) * UNITS[m.group(3)])
-    return _epoch(query, token.pos, text.strip())
+    return epoch(query, token.pos, text.strip())
 
 
 def parse_filter(query: str) -> Expr:
