@@ -3,9 +3,10 @@
     parse_filter('params.lr > 1e-3 and metrics.val_loss.min < 0.3 and "prod" in tags')
     parse_sort("-metrics.val_loss.min, name")
 
-The result is an AST of small frozen dataclasses; ``collector/store/search.py`` compiles it to
-parameterised SQL; ``collector/query_tokens.py`` splits the text into tokens. Only the fields below exist, so a field never reaches SQL as user text, and
-every literal becomes a bound parameter:
+The text is split by ``collector/query_tokens.py``; the result is an AST of small frozen
+dataclasses, which ``collector/store/search.py`` compiles to parameterised SQL. Only the fields
+below exist, so a field never reaches SQL as user text, and every literal becomes a bound
+parameter:
 
 - ``params.<name>`` (names may hold dots, ``-``, ``/``; ``params."weird name"`` quotes one),
 - ``metrics.<key>.{last,min,max,count}`` (``<key>.min`` when ``<key>`` is no other field),
