@@ -8,7 +8,8 @@ A batch is one msgpack map, at most 1 MiB::
      "p": {name: value},                       # parameters (optional)
      "t": {name: value},                       # tags (optional)
      "s": [[status, wall_time], ...],          # status changes (optional)
-     "r": {...}}                               # run metadata: name, experiment, host, ... (optional)
+     "r": {...},                               # run metadata: name, experiment, host, ... (optional)
+     "a": [{...}, ...]}                        # artifact records (optional), see ArtifactRecord
 
 Metric chunks are columnar: ``steps`` packed little-endian int64, ``values`` and ``times``
 (wall clock, seconds) packed little-endian float64, all three of the same length, carried as
@@ -18,6 +19,7 @@ msgpack ``bin``. Unknown keys are ignored, so newer agents can add fields within
 from __future__ import annotations
 
 import math
+import re
 import sys
 from array import array
 from collections.abc import Iterable
@@ -26,6 +28,7 @@ from typing import Any
 
 import msgpack
 
+from .artifact_names import ARTIFACT_KINDS, artifact_name_problem
 from .errors import WireFormatError
 from .identity import RUN_ID_PATTERN
 from .values import MAX_NAME_LENGTH
@@ -36,6 +39,10 @@ MAX_VALUE_DEPTH = 32  # nesting of params, tags and run metadata values (maps an
 MAX_INCARNATION_CHARS = 64
 MAX_STATUS_CHARS = 64
 MAX_INT64 = 2**63 - 1  # ranks and seqs are stored as SQLite integers
+MIN_INT64 = -(2**63)
+MAX_MEDIA_TYPE_CHARS = 127
+MAX_FRAMEWORK_CHARS = 64
+UPLOAD_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 _BIG_ENDIAN = sys.byteorder == "big"
 
 
@@ -59,6 +66,28 @@ class MetricChunk:
         return len(self.steps) // 8
 
 
+@dataclass(frozen=True, slots=True)
+class ArtifactRecord:
+    """That an artifact was logged: the bytes follow over HTTP, keyed by (run, ``upload``).
+
+    The record travels in the batch stream, so it is stored exactly once and in order with the
+    run's other events; the sha256 is not known when the call returns (hashing a large file
+    would block training), so the collector learns it from the upload and joins the two.
+    ``size`` is the file's size when the call was made: an upload of different bytes is
+    marked as changed, never stored as if it were the same file.
+    """
+
+    upload: str  # 32 lowercase hex digits (uuid4), unique per artifact call
+    name: str  # a relative POSIX path, checked by artifact_names
+    kind: str  # "file", "model" or "figure"
+    size: int
+    time: float  # wall clock when logged
+    step: int | None = None
+    framework: str | None = None  # for models: "pytorch", "sklearn", ...
+    media_type: str = "application/octet-stream"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass(slots=True)
 class Batch:
     id: BatchId
@@ -67,6 +96,7 @@ class Batch:
     tags: dict[str, Any] = field(default_factory=dict)
     status: list[tuple[str, float]] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    artifacts: list[ArtifactRecord] = field(default_factory=list)
 
     @property
     def point_count(self) -> int:
@@ -97,6 +127,8 @@ def pack_batch(batch: Batch) -> bytes:
         body["s"] = [list(s) for s in batch.status]
     if batch.meta:
         body["r"] = batch.meta
+    if batch.artifacts:
+        body["a"] = [_pack_artifact(a) for a in batch.artifacts]
     data: bytes = msgpack.packb(body, use_bin_type=True)
     if len(data) > MAX_BATCH_BYTES:
         raise WireFormatError(f"batch of {len(data)} bytes exceeds the {MAX_BATCH_BYTES}-byte limit")
@@ -142,6 +174,7 @@ def unpack_batch(data: bytes) -> Batch:
         tags=_map(body.get("t", {}), "t"),
         status=[_status(s) for s in _list(body.get("s", []), "s")],
         meta=_map(body.get("r", {}), "r"),
+        artifacts=[_artifact(a) for a in _list(body.get("a", []), "a")],
     )
 
 
@@ -215,6 +248,49 @@ def _status(raw: Any) -> tuple[str, float]:
     if type(at) not in (int, float) or not math.isfinite(at):
         raise WireFormatError(f"bad status time {_describe(at)}")
     return status, float(at)
+
+
+def _pack_artifact(a: ArtifactRecord) -> dict[str, Any]:
+    packed: dict[str, Any] = {
+        "upload": a.upload, "name": a.name, "kind": a.kind, "size": a.size, "time": a.time,
+        "media_type": a.media_type,
+    }  # fmt: skip
+    if a.step is not None:
+        packed["step"] = a.step
+    if a.framework is not None:
+        packed["framework"] = a.framework
+    if a.meta:
+        packed["meta"] = a.meta
+    return packed
+
+
+def _artifact(raw: Any) -> ArtifactRecord:
+    if not isinstance(raw, dict):
+        raise WireFormatError(f"an artifact record must be a map, got {_describe(raw)}")
+    upload, name, kind = raw.get("upload"), raw.get("name"), raw.get("kind")
+    if not (type(upload) is str and UPLOAD_ID_PATTERN.fullmatch(upload)):
+        raise WireFormatError(f"bad artifact upload id {_describe(upload)}")
+    problem = artifact_name_problem(name)
+    if problem is not None:
+        raise WireFormatError(f"bad artifact name {_describe(name)}: {problem}")
+    if kind not in ARTIFACT_KINDS:
+        raise WireFormatError(f"bad artifact kind {_describe(kind)}")
+    size, at, step = raw.get("size"), raw.get("time"), raw.get("step")
+    if type(size) is not int or not 0 <= size <= MAX_INT64:
+        raise WireFormatError(f"bad artifact size {_describe(size)}")
+    if type(at) not in (int, float) or not math.isfinite(at):
+        raise WireFormatError(f"bad artifact time {_describe(at)}")
+    if step is not None and (type(step) is not int or not MIN_INT64 <= step <= MAX_INT64):
+        raise WireFormatError(f"bad artifact step {_describe(step)}")
+    framework = raw.get("framework")
+    if framework is not None and not _printable(framework, MAX_FRAMEWORK_CHARS):
+        raise WireFormatError(f"bad artifact framework {_describe(framework)}")
+    media_type = raw.get("media_type", "application/octet-stream")
+    if not (_printable(media_type, MAX_MEDIA_TYPE_CHARS) and "/" in media_type):
+        raise WireFormatError(f"bad artifact media type {_describe(media_type)}")
+    return ArtifactRecord(
+        upload, name, kind, size, float(at), step, framework, media_type, _map(raw.get("meta", {}), "artifact meta")
+    )
 
 
 def _printable(value: Any, limit: int) -> bool:

@@ -10,7 +10,7 @@ import pytest
 
 from aquarium.agent import batcher
 from aquarium.agent.errors import WireFormatError
-from aquarium.agent.wire import MAX_BATCH_BYTES, Batch, BatchId, MetricChunk, pack_batch, unpack_batch
+from aquarium.agent.wire import MAX_BATCH_BYTES, ArtifactRecord, Batch, BatchId, MetricChunk, pack_batch, unpack_batch
 
 
 def chunk(key: str, steps: list[int], values: list[float]) -> MetricChunk:
@@ -213,3 +213,36 @@ def test_extension_types_and_lying_length_headers_are_wire_format_errors() -> No
     for header in (b"\xdb\xff\xff\xff\xff", b"\xdd\xff\xff\xff\xff", b"\xdf\xff\xff\xff\xff", b"\xc6\xff\xff\xff\xff"):
         with pytest.raises(WireFormatError, match="not msgpack"):
             unpack_batch(header + b"\0" * 16)  # a str/array/map/bin claiming 4 GiB
+
+
+def artifact_body(**fields: object) -> bytes:
+    record: dict[str, object] = {"upload": "a" * 32, "name": "model.pt", "kind": "model", "size": 3, "time": 1.0}
+    record.update(fields)
+    return msgpack.packb({"v": 1, "id": ["run-1", 0, "inc", 0], "m": [], "a": [record]}, use_bin_type=True)
+
+
+def test_artifact_records_round_trip() -> None:
+    record = ArtifactRecord("0123456789abcdef" * 2, "ckpt/model.pt", "model", 10, 1.5, 7, "pytorch", "x/y", {"k": 1})
+    back = unpack_batch(pack_batch(Batch(BatchId("run-1", 2, "inc", 0), artifacts=[record])))
+    assert back.artifacts == [record]
+
+
+@pytest.mark.parametrize(
+    "fields, reason",
+    [
+        ({"name": "../../etc/passwd"}, "bad artifact name"),
+        ({"name": "/etc/passwd"}, "bad artifact name"),
+        ({"name": "a\x00b"}, "bad artifact name"),
+        ({"name": "nul"}, "bad artifact name"),
+        ({"upload": "../x"}, "bad artifact upload id"),
+        ({"kind": "virus"}, "bad artifact kind"),
+        ({"size": -1}, "bad artifact size"),
+        ({"time": float("nan")}, "bad artifact time"),
+        ({"step": 2**63}, "bad artifact step"),
+        ({"media_type": "text"}, "bad artifact media type"),
+        ({"framework": "x" * 65}, "bad artifact framework"),
+    ],
+)
+def test_bad_artifact_records_are_refused_with_a_reason(fields: dict[str, object], reason: str) -> None:
+    with pytest.raises(WireFormatError, match=reason):
+        unpack_batch(artifact_body(**fields))
