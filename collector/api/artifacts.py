@@ -51,7 +51,9 @@ class _Refused(Exception):
 
 
 def _json(body: dict[str, Any], status: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(body), status=status, content_type="application/json")
+    """JSON with ``<``, ``>`` and ``&`` escaped: names are data, never markup, wherever the text lands."""
+    text = json.dumps(body).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return web.Response(text=text, status=status, content_type="application/json")
 
 
 def _writable_store(request: web.Request) -> Store:
