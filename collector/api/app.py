@@ -16,6 +16,7 @@ import redis.asyncio
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from aquarium.collector.advertise import http_url, reachable_host
 from aquarium.collector.blobs import BlobStore
 from aquarium.collector.store import Store
 
@@ -103,8 +104,13 @@ class ApiServer:
 
     @property
     def url(self) -> str:
-        host = self.settings.host
-        return f"http://{'[' + host + ']' if ':' in host else host}:{self.port}"
+        return http_url(self.settings.host, self.port)
+
+    @property
+    def advertised_url(self) -> str:
+        """Where other machines reach this API: ``public_url`` if set, else the bound address
+        (a wildcard bind is replaced by this machine's primary address)."""
+        return self.settings.public_url or http_url(reachable_host(self.settings.host), self.port)
 
     def start(self) -> "ApiServer":
         self._thread.start()
