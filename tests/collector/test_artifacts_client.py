@@ -16,7 +16,7 @@ from aquarium.agent.errors import RunNotFoundError
 from aquarium.agent.wire import ArtifactRecord, Batch, BatchId
 from aquarium.collector import Api, Store
 from aquarium.collector.api import ApiServer, ApiSettings, create_app
-from aquarium.collector.blobs import BlobStore
+from aquarium.collector.blobs import BlobStore, OversizedUploadError
 from aquarium.collector.client import DownloadError
 from aquarium.collector.store import ArtifactNotFoundError, ArtifactPendingError
 
@@ -127,3 +127,21 @@ def test_a_damaged_blob_is_not_written(filled: Store, tmp_path: Path) -> None:
     with Api(filled.data_dir) as api, pytest.raises(DownloadError, match="sha256"):
         api.download_artifact("r1", "ckpt/model.pt", tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_blob_writer_refuses_more_bytes_than_announced_and_leaves_nothing(store: Store) -> None:
+    blobs = BlobStore(store.data_dir)
+    with pytest.raises(OversizedUploadError), blobs.writer(hashlib.sha256(b"abcd").hexdigest(), 3) as writer:
+        writer.write(b"abcd")
+    assert blobs.count() == 0 and list(blobs.temp_dir.iterdir()) == []
+
+
+def test_stale_temporary_files_are_swept(store: Store) -> None:
+    blobs = BlobStore(store.data_dir)
+    blobs.temp_dir.mkdir(parents=True)
+    stale, fresh = blobs.temp_dir / "upload-old", blobs.temp_dir / "upload-new"
+    stale.write_bytes(b"left by a crash")
+    fresh.write_bytes(b"an upload in progress")
+    os.utime(stale, (0, 0))
+    assert blobs.sweep_temp() == 1
+    assert list(blobs.temp_dir.iterdir()) == [fresh]
