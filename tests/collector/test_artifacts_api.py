@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -427,3 +428,20 @@ def test_a_read_only_api_refuses_uploads_with_503_and_still_serves_downloads(sto
 
 async def _put_ok(client: TestClient[Any, Any], upload: str, data: bytes) -> None:
     assert (await put(client, upload, data)).status == 201
+
+
+def test_every_artifact_route_is_in_the_openapi_document(store: Store) -> None:
+    app = create_app(store)
+    routes = {
+        (route.method.lower(), re.sub(r"\{(\w+):[^}]+\}", r"{\1}", route.resource.canonical))
+        for route in app.router.routes()
+        if route.resource is not None and "/artifacts" in route.resource.canonical and route.method != "HEAD"
+    }
+    assert len(routes) == 4
+
+    async def check(client: TestClient[Any, Any]) -> None:
+        doc = await (await client.get("/api/openapi.json")).json()
+        documented = {(method, path) for path, item in doc["paths"].items() for method in item}
+        assert routes <= documented
+
+    serve(store, check)
