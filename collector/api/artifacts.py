@@ -193,6 +193,11 @@ async def content(request: web.Request) -> web.Response:
         await asyncio.to_thread(writer.commit)  # TruncatedUploadError when the body ended early
     except BlobError as e:
         return error_response(400, e.code, str(e))
+    except OSError as e:  # the disk is full or failing: the client retries later, or elsewhere
+        log.error("upload %s of run %s could not be written: %s", upload, run_id, e)
+        return error_response(
+            503, "storage_unavailable", f"the collector cannot store the bytes now ({e.strerror or e})"
+        )
     finally:
         writer.discard()  # nothing when committed: the temporary file is gone either way
     return _json({"state": await _complete(store, run_id, upload, sha256, size, changed)}, status=201)

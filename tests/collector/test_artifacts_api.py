@@ -8,6 +8,7 @@ blob directory hold.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import json
 import os
@@ -25,7 +26,7 @@ from batches import make_batch
 from aquarium.agent.wire import ArtifactRecord, Batch, BatchId, pack_batch, unpack_batch
 from aquarium.collector import Store
 from aquarium.collector.api import ApiConfigError, ApiSettings, create_app
-from aquarium.collector.blobs import BlobStore
+from aquarium.collector.blobs import BlobStore, BlobWriter
 
 Check = Callable[[TestClient[Any, Any]], Awaitable[None]]
 
@@ -443,5 +444,43 @@ def test_every_artifact_route_is_in_the_openapi_document(store: Store) -> None:
         doc = await (await client.get("/api/openapi.json")).json()
         documented = {(method, path) for path, item in doc["paths"].items() for method in item}
         assert routes <= documented
+
+    serve(store, check)
+
+
+def test_a_disk_that_cannot_take_the_bytes_is_a_503_and_leaves_nothing(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start_run(store)
+    data = b"no room"
+    rec = record("a.bin", data)
+
+    def full(self: BlobWriter, chunk: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(BlobWriter, "write", full)
+
+    async def check(client: TestClient[Any, Any]) -> None:
+        r = await put(client, rec.upload, data)
+        assert r.status == 503
+        body = await r.json()
+        assert body["code"] == "storage_unavailable" and "No space left" in body["error"]
+
+    serve(store, check)
+    assert temp_files(store) == [] and blob_files(store) == []
+    assert store.upload_state("r1", rec.upload) == ("pending", None)
+
+
+def test_head_of_a_download_sends_the_headers_only(store: Store) -> None:
+    start_run(store)
+    data = b"head me"
+    rec = record("h.txt", data)
+    ingest_records(store, rec)
+
+    async def check(client: TestClient[Any, Any]) -> None:
+        assert (await put(client, rec.upload, data)).status == 201
+        r = await client.head("/api/runs/r1/artifacts/h.txt")
+        assert r.status == 200 and r.headers["ETag"] == f'"{sha(data)}"'
+        assert int(r.headers["Content-Length"]) == len(data) and await r.read() == b""
 
     serve(store, check)
