@@ -484,3 +484,23 @@ def test_head_of_a_download_sends_the_headers_only(store: Store) -> None:
         assert int(r.headers["Content-Length"]) == len(data) and await r.read() == b""
 
     serve(store, check)
+
+
+def test_metrics_count_the_artifacts_waiting_for_their_bytes(store: Store) -> None:
+    start_run(store)
+    data = b"one of two"
+    done, waiting = record("done.bin", data), record("waiting.bin", data)
+    ingest_records(store, done, waiting)
+
+    async def pending(client: TestClient[Any, Any]) -> int:
+        text = await (await client.get("/metrics")).text()
+        return int(
+            next(line for line in text.splitlines() if line.startswith("aquarium_artifacts_pending ")).split()[1]
+        )
+
+    async def check(client: TestClient[Any, Any]) -> None:
+        assert await pending(client) == 2
+        assert (await put(client, done.upload, data)).status == 201
+        assert await pending(client) == 1
+
+    serve(store, check)
