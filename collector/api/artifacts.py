@@ -19,7 +19,8 @@ import asyncio
 import json
 import logging
 import os
-from functools import partial
+from collections.abc import Awaitable, Callable
+from functools import partial, wraps
 from typing import Any
 from urllib.parse import quote
 
@@ -33,6 +34,7 @@ from aquarium.collector.store import Store, UploadConflictError
 
 from .errors import error_response
 from .keys import BLOBS, SETTINGS, STORE
+from .routes import int_param
 
 log = logging.getLogger("aquarium.collector.api.artifacts")
 
@@ -122,21 +124,23 @@ async def _complete(store: Store, run_id: str, upload: str, sha256: str, size: i
         raise _Refused(error_response(409, "upload_conflict", str(e))) from None
 
 
-def _refusals(handler: Any, unread_body: bool = False) -> Any:
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def _refusals(handler: Handler, unread_body: bool = False) -> Handler:
     """Answer a _Refused with its response. With ``unread_body``, any answer but 201 closes the
     connection: a refused upload's body is never read (aiohttp would otherwise drain it)."""
 
-    async def wrapped(request: web.Request) -> web.StreamResponse:
+    @wraps(handler)
+    async def wrapped(request: web.Request) -> web.Response:
         try:
-            response: web.StreamResponse = await handler(request)
+            response = await handler(request)
         except _Refused as refused:
             response = refused.response
         if unread_body and response.status != 201:
             response.force_close()
         return response
 
-    wrapped.__name__ = handler.__name__
-    wrapped.__doc__ = handler.__doc__
     return wrapped
 
 
@@ -213,8 +217,6 @@ async def list_artifacts(request: web.Request) -> web.Response:
 async def download(request: web.Request) -> web.StreamResponse:
     """The latest artifact of that name (``?rank=N``: of that rank): its bytes as its media type,
     an attachment (inline for raster images), ETag = its sha256."""
-    from .routes import int_param
-
     store, run_id, name = request.app[STORE], request.match_info["run_id"], request.match_info["name"]
     rank = int_param(request, "rank", None, minimum=0)
     found = await asyncio.to_thread(store.artifact, run_id, name, rank)
