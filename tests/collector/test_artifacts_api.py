@@ -504,3 +504,18 @@ def test_metrics_count_the_artifacts_waiting_for_their_bytes(store: Store) -> No
         assert await pending(client) == 1
 
     serve(store, check)
+
+
+def test_an_empty_file_is_an_artifact_too(store: Store) -> None:
+    start_run(store)
+    rec = record("empty.txt", b"")
+    ingest_records(store, rec)
+
+    async def check(client: TestClient[Any, Any]) -> None:
+        r = await put(client, rec.upload, b"")
+        assert r.status == 201 and (await r.json())["state"] == "stored"
+        r = await client.get("/api/runs/r1/artifacts/empty.txt")
+        assert r.status == 200 and await r.read() == b""
+
+    serve(store, check)
+    assert len(blob_files(store)) == 1
