@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .options import api_url_option, console, data_dir_option, plural, print_table, say
-from .runs import find_run, open_api
+from .runs import find_run, open_api, strict_json
 
 STATE_STYLES = {"stored": "green", "changed": "yellow", "pending": "magenta"}
 
@@ -56,7 +55,7 @@ def artifacts_command(
             return
         found = api.artifacts(run_id)
     if as_json:
-        click.echo(json.dumps(found, indent=2))
+        click.echo(strict_json(found))
         return
     if not found:
         say(f"run {run_id} has no artifacts")

@@ -93,7 +93,7 @@ def ls_command(
             raise click.BadParameter(str(e), ctx=ctx, param_hint="'--filter'") from e
     runs = page.runs
     if as_json:
-        click.echo(_json(runs))
+        click.echo(strict_json(runs))
         return
     if not runs:
         if page.total:
@@ -195,7 +195,7 @@ def show(run_ref: str, data_dir: Path, as_json: bool, api_url: str | None) -> No
         if as_json:
             run["artifacts"] = api.artifacts(run["id"])
     if as_json:
-        click.echo(_json(run))
+        click.echo(strict_json(run))
         return
     out = console()
     head = Table.grid(padding=(0, 2))
@@ -321,7 +321,7 @@ def find_run(api: Api, ref: str) -> str:
     return str(matches[0]["id"])
 
 
-def _json(value: Any) -> str:
+def strict_json(value: Any) -> str:
     return json.dumps(_finite(value), indent=2, allow_nan=False)
 
 

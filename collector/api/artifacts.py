@@ -34,7 +34,7 @@ from aquarium.collector.store import Store, UploadConflictError
 
 from .errors import error_response
 from .keys import BLOBS, SETTINGS, STORE
-from .routes import int_param
+from .routes import int_param, json_safe
 
 log = logging.getLogger("aquarium.collector.api.artifacts")
 
@@ -53,8 +53,14 @@ class _Refused(Exception):
 
 
 def _json(body: dict[str, Any], status: int = 200) -> web.Response:
-    """JSON with ``<``, ``>`` and ``&`` escaped: names are data, never markup, wherever the text lands."""
-    text = json.dumps(body).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    """JSON with ``<``, ``>`` and ``&`` escaped (names are data, never markup, wherever the text
+    lands) and NaN or infinities in ``meta`` as null (JSON has neither)."""
+    text = (
+        json.dumps(json_safe(body), allow_nan=False)
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+    )
     return web.Response(text=text, status=status, content_type="application/json")
 
 

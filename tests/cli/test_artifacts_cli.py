@@ -121,3 +121,13 @@ def test_a_run_without_artifacts_says_so(data_dir: Path) -> None:
         store.ingest([Batch(BatchId("plain", 0, "inc-a", 0), meta={"name": "plain"})])
     result = invoke("artifacts", "plain", "--data-dir", str(data_dir))
     assert result.exit_code == 0 and "has no artifacts" in result.output
+
+
+def test_json_is_strict_with_non_finite_meta(data_dir: Path) -> None:
+    rec = ArtifactRecord(uuid.uuid4().hex, "m.bin", "file", 1, 1.7e9, meta={"loss": float("nan")})
+    with Store(data_dir) as store:
+        store.ingest([Batch(BatchId("nan-meta", 0, "inc-a", 0), artifacts=[rec])])
+    result = invoke("artifacts", "nan-meta", "--data-dir", str(data_dir), "--json")
+    assert json.loads(result.output, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))[0]["meta"] == {
+        "loss": "NaN"
+    }

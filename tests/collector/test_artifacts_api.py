@@ -11,6 +11,7 @@ import asyncio
 import errno
 import hashlib
 import json
+import math
 import os
 import re
 import uuid
@@ -519,3 +520,15 @@ def test_an_empty_file_is_an_artifact_too(store: Store) -> None:
 
     serve(store, check)
     assert len(blob_files(store)) == 1
+
+
+def test_non_finite_meta_values_are_null_in_strict_json(store: Store) -> None:
+    start_run(store)
+    ingest_records(store, record("m.bin", b"m", meta={"loss": math.nan, "best": math.inf, "ok": 1.5}))
+
+    async def check(client: TestClient[Any, Any]) -> None:
+        text = await (await client.get("/api/runs/r1/artifacts")).text()
+        assert "NaN" not in text and "Infinity" not in text
+        assert json.loads(text)["artifacts"][0]["meta"] == {"loss": None, "best": None, "ok": 1.5}
+
+    serve(store, check)
