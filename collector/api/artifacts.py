@@ -24,7 +24,7 @@ from functools import partial, wraps
 from typing import Any
 from urllib.parse import quote
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from aquarium.agent.errors import RunNotFoundError
@@ -88,15 +88,34 @@ def _upload_id(request: web.Request) -> tuple[str, str]:
 def _too_large(request: web.Request, size: int) -> None:
     limit = request.app[SETTINGS].max_artifact_bytes
     if size > limit:
-        raise _Refused(
-            error_response(
-                413,
-                "too_large",
-                f"an artifact of {size:,} bytes exceeds this API's limit of {limit:,} bytes "
-                "(AQUARIUM_API_MAX_ARTIFACT_BYTES on the collector)",
-                limit=limit,
-            )
-        )
+        raise _Refused(_too_large_response(size, limit))
+
+
+def _too_large_response(size: int, limit: int) -> web.Response:
+    return error_response(
+        413,
+        "too_large",
+        f"an artifact of {size:,} bytes exceeds this API's limit of {limit:,} bytes "
+        "(AQUARIUM_API_MAX_ARTIFACT_BYTES on the collector)",
+        limit=limit,
+    )
+
+
+async def _expect_upload(request: web.Request) -> web.StreamResponse | None:
+    """``Expect: 100-continue`` (curl sends it for large bodies): an upload over the limit is
+    refused before the client sends a byte of it; otherwise the client is told to go on."""
+    size, limit = request.content_length, request.app[SETTINGS].max_artifact_bytes
+    if size is not None and size > limit:
+        response = _too_large_response(size, limit)
+        response.force_close()
+        return response
+    expect = request.headers.get("Expect", "")
+    if request.version == HttpVersion11:
+        if expect.lower() != "100-continue":
+            raise web.HTTPExpectationFailed(text=f"unknown Expect: {expect[:100]}")
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # as aiohttp's own handler: the answer's body has not begun
+    return None
 
 
 async def _completed(store: Store, run_id: str, upload: str, sha256: str) -> web.Response | None:
@@ -174,7 +193,7 @@ async def link(request: web.Request) -> web.Response:
     return _json({"state": await _complete(store, run_id, upload, sha256, size, changed)})
 
 
-@artifact_routes.put("/api/runs/{run_id}/artifacts/{upload}/content")
+@artifact_routes.put("/api/runs/{run_id}/artifacts/{upload}/content", expect_handler=_expect_upload)
 @partial(_refusals, unread_body=True)
 async def content(request: web.Request) -> web.Response:
     """The bytes, with ``Content-Length`` and ``X-Aquarium-Sha256``: streamed to a temporary

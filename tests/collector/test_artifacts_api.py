@@ -532,3 +532,40 @@ def test_non_finite_meta_values_are_null_in_strict_json(store: Store) -> None:
         assert json.loads(text)["artifacts"][0]["meta"] == {"loss": None, "best": None, "ok": 1.5}
 
     serve(store, check)
+
+
+async def _raw_put_with_expect(client: TestClient[Any, Any], upload: str, data: bytes) -> tuple[bytes, bytes]:
+    """A PUT with ``Expect: 100-continue`` the way curl sends it: headers, wait for the interim
+    answer, body only after ``100 Continue``. Returns (the first answer, the final answer)."""
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    try:
+        writer.write(
+            (
+                f"PUT /api/runs/r1/artifacts/{upload}/content HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                f"Content-Length: {len(data)}\r\nX-Aquarium-Sha256: {sha(data)}\r\n\r\n"
+            ).encode()
+        )
+        await writer.drain()
+        first = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        if not first.startswith(b"HTTP/1.1 100"):
+            return first, b""
+        writer.write(data)
+        await writer.drain()
+        final = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        return first, final
+    finally:
+        writer.close()
+
+
+def test_expect_100_continue_refuses_an_oversized_upload_before_its_body_is_sent(store: Store) -> None:
+    start_run(store)
+    small, big = b"s" * 500, b"b" * 2000
+
+    async def check(client: TestClient[Any, Any]) -> None:
+        first, _ = await _raw_put_with_expect(client, uuid.uuid4().hex, big)
+        assert first.startswith(b"HTTP/1.1 413")
+        first, final = await _raw_put_with_expect(client, uuid.uuid4().hex, small)
+        assert first.startswith(b"HTTP/1.1 100 Continue") and final.startswith(b"HTTP/1.1 201")
+
+    serve(store, check, ApiSettings(max_artifact_bytes=1000))
+    assert len(blob_files(store)) == 1
