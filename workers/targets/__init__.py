@@ -5,6 +5,7 @@ from __future__ import annotations
 from .base import ExportError, Series, Target
 from .files import CsvTarget, JsonTarget
 from .mlflow import MlflowTarget
+from .seed import SeedTarget
 from .tensorboard import TensorBoardTarget
 
 __all__ = ["TARGETS", "ExportError", "Series", "Target", "get_target", "register"]
@@ -25,3 +26,4 @@ def get_target(name: str) -> Target:
 
 for _target in (MlflowTarget(), TensorBoardTarget(), JsonTarget(), CsvTarget()):
     register(_target)
+register(SeedTarget())
