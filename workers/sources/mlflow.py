@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,9 +24,20 @@ STATUSES = {"FINISHED": "completed", "FAILED": "failed", "KILLED": "killed", "RU
 PAGE = 1000
 
 
+PROBE_TIMEOUT = 5.0
+
+
 def _client(uri: str) -> Any:
+    """A client, after one quick request to an HTTP server: MLflow's own client retries an
+    unreachable server with backoff for minutes before it gives up."""
     from mlflow import MlflowClient
 
+    if uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=PROBE_TIMEOUT):
+                pass
+        except (OSError, ValueError) as e:  # URLError and HTTPError are OSErrors
+            raise SourceError(f"MLflow at {uri}: unreachable ({e})", permanent=False) from e
     return MlflowClient(tracking_uri=uri)
 
 
@@ -50,21 +62,20 @@ class MlflowSource:
                 experiments = [found]
             else:
                 experiments = client.search_experiments(view_type=ViewType.ACTIVE_ONLY)
-            ids: list[str] = []
+            found_runs: list[tuple[int, str]] = []
             for experiment in experiments:
                 token = None
                 while True:
-                    page = client.search_runs([experiment.experiment_id], max_results=PAGE, page_token=token,
-                                              order_by=["attributes.start_time ASC"])  # fmt: skip
-                    ids += [r.info.run_id for r in page]
+                    page = client.search_runs([experiment.experiment_id], max_results=PAGE, page_token=token)
+                    found_runs += [(r.info.start_time or 0, r.info.run_id) for r in page]
                     token = page.token
                     if not token:
                         break
         except MlflowException as e:
             raise _failed(location, e) from e
-        if not ids:
+        if not found_runs:
             raise SourceError(f"MLflow at {location} holds no runs")
-        return ids
+        return [run_id for _, run_id in sorted(found_runs)]  # by start time, then id: the same order every time
 
     def read_run(
         self, location: str, ref: str, options: Mapping[str, Any], report: Report, progress: Progress
