@@ -78,6 +78,7 @@ def _import(
         location = str(Path(location).resolve())
     refs = get_source(source_name).list_runs(location, options)
     say(f"{plural(len(refs), 'run')} to import from {source_name} {location}")
+    outcomes: list[Any] | None
     if sync:
         outcomes = _run_here(source_name, location, refs, options, data_dir)
     else:

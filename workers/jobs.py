@@ -64,7 +64,9 @@ def import_run(source_name: str, location: str, ref: str, options: Mapping[str, 
         raise SourceError("import_run runs as an RQ job; run_import() imports in this process")
     progress = MetaProgress(job)
     delivery = StreamDelivery(
-        job.connection, RedisKeys(str(options.get("prefix") or "aquarium")), float(options.get("commit_wait") or COMMIT_WAIT)
+        job.connection,
+        RedisKeys(str(options.get("prefix") or "aquarium")),
+        float(options.get("commit_wait") or COMMIT_WAIT),
     )
     try:
         return run_import(source_name, location, ref, options, delivery, progress, options.get("api"))

@@ -77,7 +77,7 @@ def enqueue_import(
     retry_intervals: Sequence[int] = RETRY_INTERVALS,
     timeout: int = JOB_TIMEOUT,
 ) -> Job:
-    """The job importing run ``ref`` of ``location`` from ``source``: the one already queued or running, else a new one."""
+    """The job importing run ``ref`` of ``location``: the one already queued or running, else a new one."""
     from .sources import get_source
 
     get_source(source)  # an unknown source fails here, not in a worker

@@ -39,7 +39,9 @@ def write_run(directory: Path, steps: int = 300, hparams: bool = True) -> None:
         writer.add_event(Event(wall_time=T0 + step * 0.5, step=step,
                                summary=Summary(value=[Summary.Value(tag="loss", simple_value=value)])))  # fmt: skip
         if step % 100 == 0:
-            writer.add_event(Event(wall_time=T0 + step * 0.5 + 0.1, step=step, summary=scalar_pb("lr", 0.1 / (step + 1))))
+            writer.add_event(
+                Event(wall_time=T0 + step * 0.5 + 0.1, step=step, summary=scalar_pb("lr", 0.1 / (step + 1)))
+            )
     writer.close()
 
 

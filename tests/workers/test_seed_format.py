@@ -215,9 +215,7 @@ def test_values_and_names_aquarium_cannot_take_are_reported(tmp_path: Path) -> N
         assert api.series(report["run"], "loss").values[1] == math.inf
 
 
-def test_cli_export_seed_and_import_seed_through_a_worker(
-    seed_base: Path, redis_url: str, tmp_path: Path
-) -> None:
+def test_cli_export_seed_and_import_seed_through_a_worker(seed_base: Path, redis_url: str, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     with CollectorThread(redis_url, data_dir):
         base = ["--data-dir", str(data_dir), "--redis-url", redis_url]

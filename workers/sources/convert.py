@@ -169,7 +169,9 @@ def _chunks(run: ImportedRun, report: Report) -> Iterator[MetricChunk]:
                     "logged)", repeated, example=key)  # fmt: skip
         for a in range(0, len(steps), POINTS_PER_BATCH):
             part = slice(a, a + POINTS_PER_BATCH)
-            yield MetricChunk(key, *pack_columns(array("q", steps[part]), array("d", values[part]), array("d", times[part])))
+            yield MetricChunk(
+                key, *pack_columns(array("q", steps[part]), array("d", values[part]), array("d", times[part]))
+            )
 
 
 def _meta(run: ImportedRun, digest: str) -> dict[str, Any]:

@@ -92,7 +92,7 @@ class SeedTarget:
 
     def _write(self, api: Api, run: dict[str, Any], name: str, seed_id: str, work: Path, report: Report,
                progress: Progress) -> None:  # fmt: skip
-        started = run.get("started_at") or run.get("created_at")
+        started: float = run.get("started_at") or run["created_at"]
         metadata: dict[str, Any] = {"start_time": to_iso(float(started)), "status": run.get("status")}
         if not run.get("started_at"):
             report.note("times", "start", "no start time: when Aquarium first saw the run")
