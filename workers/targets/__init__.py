@@ -6,6 +6,7 @@ from .base import ExportError, Series, Target
 from .files import CsvTarget, JsonTarget
 from .mlflow import MlflowTarget
 from .tensorboard import TensorBoardTarget
+from .wandb import WandbTarget
 
 __all__ = ["TARGETS", "ExportError", "Series", "Target", "get_target", "register"]
 
@@ -23,5 +24,5 @@ def get_target(name: str) -> Target:
         raise ExportError(f"no export target {name!r} (known: {', '.join(sorted(TARGETS))})", permanent=True) from None
 
 
-for _target in (MlflowTarget(), TensorBoardTarget(), JsonTarget(), CsvTarget()):
+for _target in (MlflowTarget(), TensorBoardTarget(), WandbTarget(), JsonTarget(), CsvTarget()):
     register(_target)
