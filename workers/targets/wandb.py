@@ -161,7 +161,7 @@ class WandbTarget:
         )  # fmt: skip
         try:
             wb = wandb.init(
-                mode=mode,  # type: ignore[arg-type]
+                mode=mode,
                 id=wid,
                 resume="allow",
                 project=project,
