@@ -151,7 +151,12 @@ class MlflowTarget:
         total, done = total_points(run), 0
         progress(0, total, "metrics")
         known = dict(ml_run.data.tags) if found else {}
-        sender = BatchSender(client, ml_id, threads)
+        unsent = 0  # points of the series done so far that needed no sending
+
+        def sent(count: int) -> None:
+            progress(unsent + count, total, "metrics")
+
+        sender = BatchSender(client, ml_id, threads, sent)
         try:
             for series in iter_series(api, run):
                 name = self._named(report, "points", rank_key(series.key, series.rank), count=len(series.steps))
@@ -159,12 +164,14 @@ class MlflowTarget:
                     report.note("points", "rank", "rank k>0 logged as <key>/rank<k> in the same run", len(series.steps))
                 points = self._points(client, ml_id, name, series, report, known, bool(found))
                 done += len(series.steps)
+                unsent += len(series.steps) - (len(points[0]) if points is not None else 0)
                 if points is not None:
                     sender.add(*points)
-                progress(done, total, "metrics")
+                progress(unsent + sender.sent, total, "metrics")
             sender.close()
         finally:
             sender.shutdown()
+        progress(done, total, "metrics")
         if done:
             report.note("times", "milliseconds", "point times rounded to MLflow's integer milliseconds", done)
 

@@ -79,7 +79,9 @@ def _rest_poster(client: Any, ml_id: str) -> Callable[[Sequence[Point]], None] |
 class BatchSender:
     """Queues points, sends them in batches from a thread pool, writes digest tags in order."""
 
-    def __init__(self, client: Any, ml_id: str, threads: int = THREADS) -> None:
+    def __init__(
+        self, client: Any, ml_id: str, threads: int = THREADS, on_sent: Callable[[int], None] | None = None
+    ) -> None:
         from mlflow.entities import Metric
 
         self.client, self.ml_id = client, ml_id
@@ -99,6 +101,7 @@ class BatchSender:
         self.pending_tags: list[tuple[str, str]] = []
         self.inflight: deque[tuple[Future[None], list[tuple[str, str]]]] = deque()
         self.sent = 0
+        self.on_sent = on_sent or (lambda sent: None)
 
     def add(self, points: Sequence[Point], tag: tuple[str, str]) -> None:
         """Queue one series' points; ``tag`` is logged once they (and all before them) are in."""
@@ -121,6 +124,7 @@ class BatchSender:
         self.inflight.append((self.pool.submit(self.post, chunk), self.pending_tags + tags))
         self.pending_tags = []
         self.sent += len(chunk)
+        self.on_sent(self.sent)
         self._settle(block=False)
 
     def _settle(self, block: bool) -> None:
