@@ -1,4 +1,4 @@
-"""`aquarium import tensorboard|mlflow|seed PATH_OR_URI`: other trackers' runs into Aquarium.
+"""`aquarium import tensorboard|mlflow|wandb|seed PATH_OR_URI`: other trackers' runs into Aquarium.
 
 Each source run is one RQ job (an `aquarium worker` runs it) that sends the run's batches to the
 stream and waits for a collector to commit them; `--sync` imports in this process instead,
@@ -35,7 +35,7 @@ def _common(f: F) -> F:
 
 @click.group("import")
 def import_group() -> None:
-    """Import runs from TensorBoard, MLflow or the seed's directory format, with a kept/not-kept report per run."""
+    """Import runs from TensorBoard, MLflow, W&B offline dirs or the seed's directory format (a report per run)."""
 
 
 @import_group.command("tensorboard")
@@ -51,6 +51,13 @@ def tensorboard_command(**kw: Any) -> None:
 def mlflow_command(experiment: str | None, **kw: Any) -> None:
     """Import the runs of the MLflow tracking URI (a server, or a local mlruns store)."""
     _import("mlflow", {"experiment": experiment} if experiment else {}, **kw)
+
+
+@import_group.command("wandb")
+@_common
+def wandb_command(**kw: Any) -> None:
+    """Import W&B offline run dirs: PATH is a wandb/ dir, its parent, or one offline-run-* dir."""
+    _import("wandb", {}, **kw)
 
 
 @import_group.command("seed")

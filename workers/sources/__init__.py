@@ -6,6 +6,7 @@ from .base import ImportedRun, ImportedSeries, Source, SourceError, import_run_i
 from .mlflow import MlflowSource
 from .seed import SeedSource
 from .tensorboard import TensorBoardSource
+from .wandb import WandbSource
 
 __all__ = [
     "SOURCES",
@@ -32,5 +33,5 @@ def get_source(name: str) -> Source:
         raise SourceError(f"no import source {name!r} (known: {', '.join(sorted(SOURCES))})") from None
 
 
-for _source in (TensorBoardSource(), MlflowSource(), SeedSource()):
+for _source in (TensorBoardSource(), MlflowSource(), SeedSource(), WandbSource()):
     register(_source)
