@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 from click.testing import CliRunner
+from ledger import wait_until
 
 from aquarium.agent.errors import RunNotFoundError
 from aquarium.cli import cli
@@ -16,6 +17,7 @@ from aquarium.collector import Api
 from aquarium.workers import enqueue_export, wait_for
 from aquarium.workers.sources import import_run_id
 from aquarium.workers.sources.wandb import WandbSource
+from aquarium.workers.wandb_files import read_run, run_dirs
 
 
 @pytest.fixture(autouse=True)
@@ -39,6 +41,8 @@ def write_wandb_run(directory: Path) -> None:
     run.log({"acc": math.nan}, step=50)
     run.summary["best"] = 0.5
     run.finish()
+    # wandb's service may still be writing the log when finish() returns: wait for its exit record
+    wait_until(lambda: any(read_run(d).finished for d in run_dirs(directory / "wandb")), "the W&B log is complete")
 
 
 def test_an_offline_run_imports_with_config_history_tags_and_status(tmp_path: Path) -> None:
@@ -85,6 +89,7 @@ def test_a_corrupt_run_log_fails_naming_the_file_and_stores_nothing(tmp_path: Pa
     (ref,) = WandbSource().list_runs(str(tmp_path / "w"), {})
     (log,) = Path(ref).glob("*.wandb")
     data = bytearray(log.read_bytes())
+    assert len(data) > 200, (len(data), sorted(p.name for p in Path(ref).iterdir()))
     data[200] ^= 0xFF
     log.write_bytes(bytes(data))
     data_dir = tmp_path / "data"

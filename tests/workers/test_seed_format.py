@@ -165,6 +165,7 @@ def test_import_through_a_worker_and_a_collector_twice_is_one_copy(
             work()
             (o,) = wait_for([job])
             assert o.status == "finished", o.error
+            assert job.get_meta(refresh=True)["phase"] == "committed"  # progress in job.meta, to the commit
             reports.append(o.report)
         assert running.collector.stats.entries == 2 * reports[0]["batches"]
     assert reports[0] == reports[1]  # the same report, the same batches, the same digest
