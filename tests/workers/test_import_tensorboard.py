@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import redis
-from ledger import CollectorThread
+from ledger import CollectorThread, wait_until
 from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.hparams import summary_v2 as hp
@@ -154,3 +154,29 @@ def test_a_changed_source_is_refused_and_the_imported_run_stays(tmp_path: Path) 
 def test_a_path_without_event_files_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="no TensorBoard event files"):
         TensorBoardSource().list_runs(str(tmp_path), {})
+
+
+def test_cli_import_waits_for_the_worker_and_prints_the_report(
+    tmp_path: Path, redis_url: str, connection: redis.Redis, work: Callable[[], None]
+) -> None:
+    import threading
+
+    from click.testing import CliRunner
+
+    from aquarium.cli import cli
+    from aquarium.workers import export_queue
+
+    write_run(tmp_path / "logs" / "exp" / "run", steps=20)
+    data_dir = tmp_path / "data"
+    outputs: list[str] = []
+    args = ["import", "tensorboard", str(tmp_path / "logs"), "--data-dir", str(data_dir), "--redis-url", redis_url]
+    with CollectorThread(redis_url, data_dir):
+        waiting = threading.Thread(target=lambda: outputs.append(CliRunner().invoke(cli, args).output))
+        waiting.start()
+        wait_until(lambda: export_queue(connection).count or not waiting.is_alive(), "the import is queued")
+        work()  # in the main thread (RQ installs signal handlers)
+        waiting.join(60)
+    (output,) = outputs
+    flat = " ".join(output.split())  # the report's title wraps at the terminal's width
+    assert "1 run to import from tensorboard" in flat and "→ aquarium: run import-" in flat, output
+    assert "(committed)" in flat and "points 21 0" in flat
