@@ -517,7 +517,11 @@ def axis_positions(column: Sequence[Any]) -> tuple[np.ndarray, list[tuple[float,
         lo, hi = float(finite.min()), float(finite.max())
         if hi == lo:
             return np.where(np.isfinite(x), 0.5, np.nan), [(0.5, f"{lo:.4g}")]
-        return (x - lo) / (hi - lo), [(0.0, f"{lo:.4g}"), (1.0, f"{hi:.4g}")]
+        ticks = [(0.0, f"{lo:.4g}"), (1.0, f"{hi:.4g}")]
+        if lo > 0 and hi / lo >= 100:  # learning rates and the like span decades: a log axis
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return (np.log10(x) - math.log10(lo)) / (math.log10(hi) - math.log10(lo)), ticks
+        return (x - lo) / (hi - lo), ticks
     labels = sorted({"" if v is None else str(v) for v in values})
     place = {label: (0.5 if len(labels) == 1 else k / (len(labels) - 1)) for k, label in enumerate(labels)}
     return np.array([place["" if v is None else str(v)] for v in values]), [(p, t) for t, p in place.items()]

@@ -183,6 +183,8 @@ def test_axis_positions_numbers_and_categories() -> None:
     assert pos.tolist() == pytest.approx([0.0, 1.0, 0.5]) and [t for _, t in ticks] == ["0.1", "0.3"]
     pos, ticks = plots.axis_positions(["sgd", "adam", "sgd"])
     assert pos.tolist() == [1.0, 0.0, 1.0] and ticks == [(0.0, "adam"), (1.0, "sgd")]
+    pos, _ = plots.axis_positions([1e-3, 1e-2, 1e-1])  # decades apart: log-spaced
+    assert pos.tolist() == pytest.approx([0.0, 0.5, 1.0])
     pos, _ = plots.axis_positions([7, 7])
     assert pos.tolist() == [0.5, 0.5]
 
