@@ -193,7 +193,9 @@ class Comparison:
         x = [r.params.get(param_name) for r in self.runs]
         return plots.param_scatter([r.label for r in self.runs], x, self.final(metric), param_name, metric)
 
-    def document(self, metrics: list[str], maximised: set[str], target: str | None) -> Any:
+    def document(
+        self, metrics: list[str], maximised: set[str], target: str | None, differences_only: bool = False
+    ) -> Any:
         """The whole comparison as one standalone Bokeh layout (fresh models, for the saved file)."""
         style = f"<style>{CARD_CSS}</style>"
         cards = Div(
@@ -207,7 +209,10 @@ class Comparison:
         parts: list[Any] = [
             cards,
             *figures,
-            Div(text=_table_html("Hyperparameters", params_frame(self.runs), self.runs), sizing_mode="stretch_width"),
+            Div(
+                text=_table_html("Hyperparameters", _params(self.runs, differences_only), self.runs),
+                sizing_mode="stretch_width",
+            ),
             Div(
                 text=_table_html(
                     "Best values", performance_frame(self.runs, self.keys, maximised).set_index("metric"), self.runs
@@ -221,6 +226,11 @@ class Comparison:
             *parts, sizing_mode="stretch_width", styles={"background": palette.BACKGROUND, "padding": "16px"}
         )
         return layout
+
+
+def _params(runs: list[RunSummary], differences_only: bool) -> pd.DataFrame:
+    frame = params_frame(runs)
+    return frame[differing(frame)] if differences_only else frame
 
 
 def _table_html(title: str, frame: pd.DataFrame, runs: list[RunSummary]) -> str:
@@ -278,7 +288,8 @@ def render_png(page_html: str, width: int = 1400) -> bytes:
                 "document.querySelectorAll('.bk-Column, .bk-Figure, div').length > 0"
             )
             page.wait_for_function("() => Bokeh.index && Object.keys(Bokeh.index).length > 0")
-            page.wait_for_timeout(300)  # the canvases' last paint after layout  # noqa: ERA001
+            # two animation frames: the canvases have painted after the last layout pass
+            page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
             return page.screenshot(full_page=True)
         finally:
             browser.close()
@@ -310,12 +321,11 @@ class CompareView(pn.viewable.Viewer):
         self._params_table = pn.widgets.Tabulator(
             self._params_value(),
             disabled=True,
-            show_index=True,
+            show_index=False,
             sizing_mode="stretch_width",
             theme="midnight",
             titles=self._titles(),
-            layout="fit_data_table",
-            name="params-table",
+            layout="fit_data_fill",
             stylesheets=[_TABLE_CSS],
         )
         self._params_table.style.apply(self._param_colours, axis=0)
@@ -326,8 +336,7 @@ class CompareView(pn.viewable.Viewer):
             sizing_mode="stretch_width",
             theme="midnight",
             titles=self._titles(),
-            layout="fit_data_table",
-            name="performance-table",
+            layout="fit_data_fill",
             stylesheets=[_TABLE_CSS],
         )
         self._cards = pn.pane.HTML(self._cards_html(), sizing_mode="stretch_width", stylesheets=[CARD_CSS])
@@ -339,14 +348,14 @@ class CompareView(pn.viewable.Viewer):
             callback=self._html_file,
             filename="comparison.html",
             label="Save comparison (HTML)",
-            button_type="primary",
+            color="primary",
             embed=False,
         )
         self.save_png = pn.widgets.FileDownload(
             callback=self._png_file,
             filename="comparison.png",
             label="Save comparison (PNG)",
-            button_type="primary",
+            color="primary",
             embed=False,
         )
 
@@ -355,20 +364,22 @@ class CompareView(pn.viewable.Viewer):
         return {f"run{i}": html.escape(r.label) for i, r in enumerate(self.data.runs)}
 
     def _params_value(self) -> pd.DataFrame:
+        """The param table's rows: a ``param`` column, then one column per run."""
         frame = params_frame(self.data.runs)
-        return frame[differing(frame)] if self.differences_only else frame
+        return (frame[differing(frame)] if self.differences_only else frame).reset_index()
 
     def _param_colours(self, column_: pd.Series) -> list[str]:
         """Tabulator cell styles: differing params and the brushed runs' columns highlighted."""
         frame = params_frame(self.data.runs)
         diff = differing(frame)
+        shown = self._params_value()["param"]
         chosen = {f"run{i}" for i, r in enumerate(self.data.runs) if r.id in self.selected}
         lit = column_.name in chosen
         return [
             f"background-color: {palette.SELECTED if lit else palette.HIGHLIGHT}; color: #fff"
-            if lit or bool(diff.get(p, False))
+            if lit or (column_.name != "param" and bool(diff.get(shown.get(i), False)))
             else ""
-            for p in column_.index
+            for i in column_.index
         ]
 
     def _perf_value(self) -> pd.DataFrame:
@@ -429,7 +440,7 @@ class CompareView(pn.viewable.Viewer):
     # -- saving -------------------------------------------------------------------------------------------
     def comparison_html(self) -> str:
         """The comparison as one HTML file: BokehJS inlined, so it opens offline."""
-        layout = self.data.document(list(self.metrics), set(self.maximised), self.target)
+        layout = self.data.document(list(self.metrics), set(self.maximised), self.target, self.differences_only)
         return file_html(layout, INLINE, "Aquarium comparison")
 
     def _html_file(self) -> io.BytesIO:
@@ -446,13 +457,13 @@ class CompareView(pn.viewable.Viewer):
 
     def __panel__(self) -> Any:
         section = {"styles": {"color": palette.TEXT}, "margin": (14, 10, 4, 10)}
-        metrics = pn.widgets.MultiChoice.from_param(self.param.metrics, name="Metrics", sizing_mode="stretch_width")
+        metrics = pn.widgets.MultiChoice.from_param(self.param.metrics, label="Metrics", sizing_mode="stretch_width")
         goal = pn.widgets.MultiChoice.from_param(
-            self.param.maximised, name="Best is the maximum for", sizing_mode="stretch_width"
+            self.param.maximised, label="Best is the maximum for", sizing_mode="stretch_width"
         )
-        diff = pn.widgets.Checkbox.from_param(self.param.differences_only, name="Differences only")
-        target = pn.widgets.Select.from_param(self.param.target, name="Final metric", width=220)
-        scatter_param = pn.widgets.Select.from_param(self.param.scatter_param, name="Scatter x", width=220)
+        diff = pn.widgets.Checkbox.from_param(self.param.differences_only, label="Differences only")
+        target = pn.widgets.Select.from_param(self.param.target, label="Final metric", width=220)
+        scatter_param = pn.widgets.Select.from_param(self.param.scatter_param, label="Scatter x", width=220)
         return pn.Column(
             pn.Row(
                 pn.pane.Markdown(f"## Comparing {len(self.data.runs)} runs", **section),
