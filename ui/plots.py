@@ -310,7 +310,7 @@ def distribution(values: np.ndarray, name: str, *, bins: int = 30, height: int =
         bottom=0,
         left=edges[:-1],
         right=edges[1:],
-        fill_color=palette.PRIMARY,
+        fill_color=palette.SEQUENTIAL[6],
         line_color=palette.BACKGROUND_DARK,
         fill_alpha=0.9,
         name="histogram",

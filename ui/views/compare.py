@@ -28,7 +28,7 @@ import panel as pn
 import param
 from bokeh.embed import file_html
 from bokeh.layouts import column, row
-from bokeh.models import Div
+from bokeh.models.widgets.markups import Div
 from bokeh.resources import INLINE
 
 from aquarium.collector.client import Api
@@ -298,15 +298,15 @@ def render_png(page_html: str, width: int = 1400) -> bytes:
 class CompareView(pn.viewable.Viewer):
     """Selected runs side by side (``CompareView(api, ["id1", "id2"])``)."""
 
-    metrics = param.ListSelector(default=[], doc="The metrics drawn as overlaid curves")
-    maximised = param.ListSelector(default=[], doc="Metrics whose best value is the max (the others: min)")
-    differences_only = param.Boolean(default=False, doc="Hide params equal in every run")
-    target = param.Selector(default=None, objects=[], doc="The final metric params are plotted against")
-    scatter_param = param.Selector(default=None, objects=[], doc="The param on the scatter's x axis")
-    selected = param.List(default=[], doc="Run ids brushed in the parallel-coordinates plot")
+    metrics: Any = param.ListSelector(default=[], doc="The metrics drawn as overlaid curves")
+    maximised: Any = param.ListSelector(default=[], doc="Metrics whose best value is the max (the others: min)")
+    differences_only: Any = param.Boolean(default=False, doc="Hide params equal in every run")
+    target: Any = param.Selector(default=None, objects=[], doc="The final metric params are plotted against")
+    scatter_param: Any = param.Selector(default=None, objects=[], doc="The param on the scatter's x axis")
+    selected: Any = param.List(default=[], doc="Run ids brushed in the parallel-coordinates plot")
 
     def __init__(self, api: Api, run_ids: list[str], **params: Any) -> None:
-        super().__init__(**params)
+        super().__init__(**params)  # type: ignore[no-untyped-call]
         self.data = Comparison(api, list(run_ids))
         keys = self.data.keys
         self.param.metrics.objects = keys
@@ -328,7 +328,7 @@ class CompareView(pn.viewable.Viewer):
             layout="fit_data_fill",
             stylesheets=[_TABLE_CSS],
         )
-        self._params_table.style.apply(self._param_colours, axis=0)
+        self._params_table.style.apply(self._param_colours, axis=0)  # type: ignore[union-attr]
         self._perf_table = pn.widgets.Tabulator(
             self._perf_value(),
             disabled=True,

@@ -28,17 +28,22 @@ FULL_READ = 200_000
 class VisualizeView(pn.viewable.Viewer):
     """``VisualizeView(api, run_ids)``: one run's charts (``run`` picks it) and the runs' heatmap."""
 
-    run = param.Selector(default=None, objects=[], doc="The run whose curves, distribution and correlations are drawn")
-    method = param.Selector(default="moving", objects=["moving", "ema"], doc="Smoothing: moving average or EMA")
-    window = param.Integer(default=10, bounds=(1, 500), doc="Moving-average window, in points")
-    weight = param.Number(default=0.6, bounds=(0.0, 0.99), step=0.01, doc="EMA weight (TensorBoard's slider)")
-    metric = param.Selector(default=None, objects=[], doc="The metric whose distribution is drawn")
+    run: Any = param.Selector(
+        default=None, objects=[], doc="The run whose curves, distribution and correlations are drawn"
+    )
+    method: Any = param.Selector(default="moving", objects=["moving", "ema"], doc="Smoothing: moving average or EMA")
+    window: Any = param.Integer(default=10, bounds=(1, 500), doc="Moving-average window, in points")
+    weight: Any = param.Number(default=0.6, bounds=(0.0, 0.99), step=0.01, doc="EMA weight (TensorBoard's slider)")
+    metric: Any = param.Selector(default=None, objects=[], doc="The metric whose distribution is drawn")
 
     def __init__(self, api: Api, run_ids: list[str], **params: Any) -> None:
-        super().__init__(**params)
+        super().__init__(**params)  # type: ignore[no-untyped-call]
         self.api = api
         self.runs = {i: api.run(i) for i in run_ids}
-        labels = {(r.get("name") or i): i for i, r in self.runs.items()}
+        labels: dict[str, str] = {}
+        for run_id, run in self.runs.items():  # a name two runs share gets the id too
+            label = run.get("name") or run_id
+            labels[f"{label} ({run_id})" if label in labels else label] = run_id
         self.param.run.objects = labels
         self._curves_cache: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
         with param.discard_events(self):
@@ -58,7 +63,7 @@ class VisualizeView(pn.viewable.Viewer):
         keys = self._keys()
         self.param.metric.objects = keys
         preferred = [k for k in keys if "acc" in k.lower()]
-        self.metric = (preferred or keys or [None])[0]
+        self.metric = next(iter(preferred or keys), None)
 
     def curves(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """The run's metrics (mean across ranks), downsampled; read once per run."""
