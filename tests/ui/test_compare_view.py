@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import math
 import socket
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -231,3 +233,70 @@ def test_render_png_draws_the_saved_page(seeded: tuple[Api, list[str]]) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__]))
+
+
+AXIS_POINT = """([title, x, y]) => {
+  const doc = Bokeh.documents[0];
+  const fig = [...doc.all_models].find(m => m.type === 'Figure' && m.title && String(m.title.text).startsWith(title));
+  const view = Bokeh.index.find_one(fig);
+  const box = view.canvas_view.el.getBoundingClientRect();
+  return [box.left + view.frame.x_scale.compute(x), box.top + view.frame.y_scale.compute(y)];
+}"""
+
+
+def test_brushing_an_axis_in_chromium_selects_runs(
+    seeded: tuple[Api, list[str]], serve: Callable[[Callable[[], Any]], str], browser: Any
+) -> None:
+    api, ids = seeded
+    views: list[CompareView] = []
+
+    def make() -> CompareView:
+        views.append(CompareView(api, ids))
+        return views[-1]
+
+    page, errors = open_page(browser, serve(make))
+    page.get_by_text("Params vs final metric").scroll_into_view_if_needed()
+    page.get_by_text("Drag a box over an axis").scroll_into_view_if_needed()
+    page.mouse.wheel(0, 400)
+    page.wait_for_function("() => window.scrollY > 0")
+    n_axes = len(views[0].data.numeric_params()[:8]) + 1  # the params, then the final metric (accuracy)
+    accuracy_axis = n_axes - 1
+    top = page.evaluate(AXIS_POINT, ["Params vs", accuracy_axis - 0.15, 1.08])
+    bottom = page.evaluate(AXIS_POINT, ["Params vs", accuracy_axis + 0.15, 0.3])
+    page.mouse.move(*top)
+    page.mouse.down()
+    page.mouse.move(*bottom, steps=8)
+    page.mouse.up()
+    # baseline (best accuracy, at 1.0) and the second run (0.52 of the range) are in the box; "wide" (0.0) is not
+    page.wait_for_function(
+        """() => Bokeh.documents[0] && [...Bokeh.documents[0].all_models].some(
+             m => m.type === 'ColumnDataSource' && m.data.xs && m.selected.indices.join() === '0,1')""",
+        timeout=10000,
+    )
+    deadline = time.monotonic() + 10
+    while views[0].selected != ["r1", "r2"] and time.monotonic() < deadline:
+        page.wait_for_timeout(50)  # the selection travels back to the server over the websocket
+    assert views[0].selected == ["r1", "r2"]
+    assert errors == []
+
+
+def test_a_failed_png_export_is_reported_in_the_page(
+    seeded: tuple[Api, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_browser(page_html: str) -> bytes:
+        raise FileNotFoundError("chromium: <not found>")
+
+    monkeypatch.setattr("aquarium.ui.views.compare.render_png", no_browser)
+    view = CompareView(*seeded)
+    assert asyncio.run(view._png_file()) is None
+    assert "PNG export failed: chromium: &lt;not found&gt;" in view.status.object
+
+
+def test_no_playwright_disables_the_png_button(seeded: tuple[Api, list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "playwright" else real(name, *a))
+    view = CompareView(*seeded)
+    assert view.save_png.disabled and "pip install playwright" in view.save_png.description
+    assert not view.save_html.disabled

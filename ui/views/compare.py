@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import importlib.util
 import io
 import json
 import math
@@ -358,6 +359,9 @@ class CompareView(pn.viewable.Viewer):
             color="primary",
             embed=False,
         )
+        if importlib.util.find_spec("playwright") is None:  # the PNG is rendered by headless Chromium
+            self.save_png.disabled = True
+            self.save_png.description = "PNG export needs Playwright: pip install playwright"
 
     # -- pieces -------------------------------------------------------------------------------------------
     def _titles(self) -> dict[str, str]:
@@ -450,9 +454,10 @@ class CompareView(pn.viewable.Viewer):
         page = self.comparison_html()
         try:
             png = await asyncio.to_thread(render_png, page)
-        except Exception as e:  # no Playwright or Chromium here: say so, keep the page alive
+        except Exception as e:  # Chromium missing or crashed: say so in the page, keep the session alive
             self.status.object = f"<span style='color:{palette.DANGER}'>PNG export failed: {html.escape(str(e))}</span>"
             return None
+        self.status.object = ""
         return io.BytesIO(png)
 
     def __panel__(self) -> Any:
