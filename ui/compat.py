@@ -9,6 +9,7 @@ without the ``ui`` extra.
 
 from __future__ import annotations
 
+import html
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -118,7 +119,8 @@ def params_plot(params: dict[str, dict[str, Any]], names: Mapping[str, str]) -> 
         columns = [TableColumn(field="param", title="param")]
         for n, (run_id, p) in enumerate(params.items()):
             data[f"c{n}"] = ["" if k not in p else str(p[k]) for k in keys]
-            columns.append(TableColumn(field=f"c{n}", title=names.get(run_id) or run_id))
+            # SlickGrid puts column titles into the page as HTML: a name is escaped (cells are text)
+            columns.append(TableColumn(field=f"c{n}", title=html.escape(names.get(run_id) or run_id)))
         return DataTable(
             source=ColumnDataSource(data), columns=columns, index_position=None, sizing_mode="stretch_width"
         )

@@ -73,6 +73,26 @@ def test_compare_experiments_returns_the_plots(tmp_path: Path, experiment_ids: l
     assert len(lines) == 2 and lines[1].data_source.data["label"][0] == XSS
     assert loss[experiment_ids[0]]["values"][0] == pytest.approx(1.1)  # the data stays readable by id
     table = plots["hyperparameter_comparison"].model
-    assert isinstance(table, DataTable) and [c.title for c in table.columns] == ["param", "baseline", XSS]
-    saved = plots["hyperparameter_comparison"].save(tmp_path / "params.html").read_text()
-    assert "batch_size" in saved and "0.01" in saved
+    escaped = "&lt;img src=x onerror=alert(1)&gt;"
+    assert isinstance(table, DataTable) and [c.title for c in table.columns] == ["param", "baseline", escaped]
+    saved = plots["hyperparameter_comparison"].save(tmp_path / "params.html")
+    assert "batch_size" in saved.read_text() and "0.01" in saved.read_text()
+    shown_as_text_in_chromium(saved)
+
+
+def shown_as_text_in_chromium(saved: Path) -> None:
+    """The saved table, opened in Chromium: the name is a header's text, no element is made of it."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page()
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(saved.as_uri())
+        page.get_by_text(XSS).first.wait_for(timeout=20000)
+        assert page.locator("img").count() == 0 and dialogs == []
+        browser.close()
