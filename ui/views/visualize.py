@@ -149,8 +149,9 @@ class VisualizeView(pn.viewable.Viewer):
         return pn.Column(
             pn.Row(
                 pn.pane.Markdown("## Visualize", **heading),
+                pn.layout.HSpacer(),
                 pn.widgets.Select.from_param(self.param.run, label="Run", width=280),
-                align="center",
+                sizing_mode="stretch_width",
             ),
             pn.pane.HTML(
                 f"<span style='color:{palette.TEXT_MUTED}'>{len(self.runs)} run(s) selected; "
