@@ -300,3 +300,28 @@ def test_no_playwright_disables_the_png_button(seeded: tuple[Api, list[str]], mo
     view = CompareView(*seeded)
     assert view.save_png.disabled and "pip install playwright" in view.save_png.description
     assert not view.save_html.disabled
+
+
+def test_runs_with_different_metrics_and_no_params(tmp_path: Path) -> None:
+    with Store(tmp_path / "data") as store:
+        store.ingest(
+            [
+                make_batch(0, [0, 1], [0.5, 0.4], run="a", key="loss", params={"lr": 0.1}),
+                make_batch(0, [0, 1, 2], [0.1, 0.2, 0.3], run="b", key="accuracy"),
+            ]
+        )
+    with Api(tmp_path / "data") as api:
+        view = CompareView(api, ["a", "b"])
+        perf = view._perf_table.value.set_index("metric")
+        assert perf.loc["loss", "run1"] == "–" and perf.loc["accuracy", "run0"] == "–"
+        loss = [c[0] for c in view._curves.object.children][1]
+        assert [r.data_source.data["label"][0] for r in loss.renderers] == ["a"]  # b never logged a loss
+        assert list(view._params_table.value["run1"]) == [""]  # b has no lr: an empty cell, and a difference
+        assert view.comparison_html()
+
+
+def test_an_unknown_run_is_a_clear_error(seeded: tuple[Api, list[str]]) -> None:
+    from aquarium.agent.errors import RunNotFoundError
+
+    with pytest.raises(RunNotFoundError, match="nope"):
+        CompareView(seeded[0], ["r1", "nope"])

@@ -105,3 +105,18 @@ def test_visualize_page_in_chromium(
     shot = page.screenshot(path=str(SCREENSHOTS / "visualize.png"), full_page=True)
     assert pixel_spread(shot) > 10
     assert errors == []
+
+
+def test_a_run_without_metrics_shows_empty_charts(tmp_path: Path) -> None:
+    from batches import make_batch
+
+    from aquarium.collector import Store
+
+    with Store(tmp_path / "data") as store:
+        store.ingest([make_batch(0, [], [], run="empty", params={"lr": 0.1})])
+    with Api(tmp_path / "data") as api:
+        view = VisualizeView(api, ["empty"])
+        assert view.metric is None
+        assert figures(view._training)[0].title.text == "Training curves"  # the "No metrics logged" placeholder
+        assert view._correlation.object.x_range.factors == []
+        view.__panel__()
