@@ -120,3 +120,15 @@ def test_a_run_without_metrics_shows_empty_charts(tmp_path: Path) -> None:
         assert figures(view._training)[0].title.text == "Training curves"  # the "No metrics logged" placeholder
         assert view._correlation.object.x_range.factors == []
         view.__panel__()
+
+
+def test_correlation_of_downsampled_metrics_is_close_to_the_full_one(
+    seeded: tuple[Api, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api, ids = seeded
+    full = plots.correlation(VisualizeView(api, ids).history())[0, 1]
+    monkeypatch.setattr("aquarium.ui.views.visualize.FULL_READ", 60)  # 200 points per metric: downsampled
+    view = VisualizeView(api, ids)
+    history = view.history()
+    assert history["loss"].count() > 60  # interpolated onto the accuracy's steps too
+    assert plots.correlation(history)[0, 1] == pytest.approx(full, abs=0.05)

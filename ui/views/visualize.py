@@ -4,7 +4,8 @@ the heatmap of final metrics across the runs.
 
 Curves are read through ``Api`` downsampled to about a chart's pixel width (``SAMPLES``); the
 distribution and the correlation read a run's points in full up to ``FULL_READ`` points per metric,
-and beyond that a downsampled window (which keeps the extremes: MinMaxLTTB).
+and beyond that a downsampled window (which keeps the extremes: MinMaxLTTB); the correlation of
+downsampled metrics is then computed on each metric interpolated onto the union of their steps.
 """
 
 from __future__ import annotations
@@ -84,7 +85,12 @@ class VisualizeView(pn.viewable.Viewer):
         if self.run is None or not keys:
             return pd.DataFrame()
         samples = max((self._samples(k) or 0) for k in keys) or None
-        return self.api.history(self.run, keys, agg="mean", samples=samples)
+        frame = self.api.history(self.run, keys, agg="mean", samples=samples)
+        if samples is None:
+            return frame
+        # downsampled windows keep different steps per metric: interpolate each onto the others' steps
+        # (inside its own range only), so the correlation has shared steps to work on
+        return frame.interpolate(method="index", limit_area="inside")
 
     # -- models -------------------------------------------------------------------------------------------
     def _training_model(self) -> Any:
