@@ -25,7 +25,7 @@ import redis
 
 from aquarium.agent.errors import AquariumError
 
-from . import api, demo, doctor, export, runs, serve, sync, tail, up, worker
+from . import api, demo, doctor, export, runs, serve, sync, tail, ui, up, worker
 from .redis_server import RedisServerError
 
 __all__ = ["cli", "main"]
@@ -85,6 +85,7 @@ for _command in (
     doctor.doctor_command,
     export.export,
     worker.worker,
+    ui.ui,
 ):
     cli.add_command(_command)
 

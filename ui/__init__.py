@@ -1,4 +1,33 @@
-"""The Panel/Bokeh dashboard.
+"""The Panel/Bokeh dashboard: runs, a run's live curves, comparisons, visualizations.
 
-Not built yet: this package exists so the distribution's layout is final.
+``launch_aquarium(base_dir=..., port=8053)`` serves it (the seed's entry point; also
+``aquarium ui`` and ``python -m aquarium.ui``). Exports load lazily, so importing the package
+does not import Panel.
 """
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .app import Dashboard, create_app
+    from .server import UiServer, UiSettings, dashboard_for, launch_aquarium
+
+_HOMES = {
+    "Dashboard": ".app",
+    "create_app": ".app",
+    "UiServer": ".server",
+    "UiSettings": ".server",
+    "dashboard_for": ".server",
+    "launch_aquarium": ".server",
+}
+
+__all__ = ["Dashboard", "UiServer", "UiSettings", "create_app", "dashboard_for", "launch_aquarium"]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(home, __name__), name)
