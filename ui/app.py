@@ -12,6 +12,7 @@ import html
 import importlib.util
 import logging
 import time
+from urllib.parse import urlencode
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,7 +84,7 @@ class Session:
         self.route = Route()  # type: ignore[no-untyped-call]
         self.footer = html_pane("", sizing_mode="stretch_width")
         self.state = html_pane("", align="center")
-        self.refresh_button = pn.widgets.Button(name="↻ Refresh", button_type="primary", width=110, align="center")
+        self.refresh_button = pn.widgets.Button(label="↻ Refresh", color="primary", width=110, align="center")
         self.refresh_button.on_click(lambda _: self.refresh())
         self.experiments = ExperimentsView(self.api, self.hub, self.open_run, self.open_compare, notify=self.say)
         self.run_view = RunView(self.api, self.hub, "", notify=self.say)
@@ -99,15 +100,19 @@ class Session:
             sizing_mode="stretch_width",
         )
         self.tabs.param.watch(self._tab_changed, "active")
+        location = pn.state.location
+        if location is not None:  # the URL the page was opened with
+            query = location.query_params
+            self.route.param.update({k: str(query.get(k) or "") for k in ("run", "compare", "visualize")})
+            location.param.watch(self._url_changed, "search")
         self.route.param.watch(self._route_changed, ["run", "compare", "visualize"])
-        if pn.state.location is not None:
-            pn.state.location.sync(self.route, {"run": "run", "compare": "compare", "visualize": "visualize"})
         self._route_changed()
         self.show_health()
         self.say("ready")
 
     # -- the template -----------------------------------------------------------------------------
     def template(self) -> pn.template.BootstrapTemplate:
+        pn.extension("tabulator")  # the table's JS, even when the page opens on another tab
         template = pn.template.BootstrapTemplate(
             title=TITLE,
             header=[pn.Row(pn.layout.HSpacer(), self.state, self.refresh_button, sizing_mode="stretch_width")],
@@ -154,7 +159,26 @@ class Session:
     def open_compare(self, run_ids: list[str]) -> None:
         self.route.param.update(run="", compare=",".join(run_ids), visualize="")
 
+    def _url_changed(self, event: param.parameterized.Event) -> None:
+        """The browser went back or forward: follow its URL."""
+        location = pn.state.location
+        if location is not None:
+            query = location.query_params
+            self.route.param.update({k: str(query.get(k) or "") for k in ("run", "compare", "visualize")})
+
+    def _write_url(self) -> None:
+        """The route as a clean query string: ``?run=ID``, ``?compare=A,B``, or nothing for the list."""
+        location = pn.state.location
+        if location is None:
+            return
+        route = self.route
+        pairs = [(k, v) for k, v in (("run", route.run), ("compare", route.compare), ("visualize", route.visualize)) if v]
+        search = ("?" + urlencode(pairs, safe=",")) if pairs else ""
+        if location.search != search:
+            location.search = search
+
     def _route_changed(self, *_: object) -> None:
+        self._write_url()
         route = self.route
         if route.compare:
             self._show("compare", route.compare)

@@ -290,12 +290,22 @@ class MetricChart:
         if self.extent is None:
             return
         first, last = self.extent
-        start, end = max(math.ceil(x0), first), min(math.floor(x1), last)
+        # the steps on screen and one past each edge, so that the line runs across the edges
+        start, end = max(math.floor(x0), first), min(math.ceil(x1), last)
+        if end <= start:
+            end = min(start + 1, last)
         view: tuple[int | None, int | None] = (None, None) if start <= first and end >= last else (start, end)
         if view == self.view:
             return
         self.view = view
         self.load()
+
+    def retire(self) -> None:
+        """Leaving the page: give the names back (the browser may keep the old models a while,
+        and a name must find one model)."""
+        self.figure.name = None
+        for line in self.lines.values():
+            line.source.name = None
 
     def set_smoothing(self, smoothing: Smoothing) -> None:
         self.options = replace(self.options, smoothing=smoothing)

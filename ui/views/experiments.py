@@ -79,24 +79,24 @@ class ExperimentsView(pn.viewable.Viewer):
         self._ids: list[str] = []  # the page's run ids, in row order
         self._stale = False
         self.query = pn.widgets.TextInput(
-            name="Query",
+            label="Query",
             placeholder='e.g. metrics.val_loss.min < 0.3 and params.lr > 1e-4 and "prod" in tags',
             sizing_mode="stretch_width",
         )
-        self.search = pn.widgets.TextInput(name="Name or tag", placeholder="search", width=200)
-        self.statuses = pn.widgets.MultiChoice(name="Status", options=STATUSES, value=[], width=260)
-        self.since = pn.widgets.DatePicker(name="Created from", value=None, width=150)
-        self.until = pn.widgets.DatePicker(name="Created until", value=None, width=150)
-        self.metrics = pn.widgets.MultiChoice(name="Metric columns", options=[], value=[], width=300)
+        self.search = pn.widgets.TextInput(label="Name or tag", placeholder="search", width=200)
+        self.statuses = pn.widgets.MultiChoice(label="Status", options=STATUSES, value=[], width=260)
+        self.since = pn.widgets.DatePicker(label="Created from", value=None, width=150)
+        self.until = pn.widgets.DatePicker(label="Created until", value=None, width=150)
+        self.metrics = pn.widgets.MultiChoice(label="Metric columns", options=[], value=[], width=300)
         self.error = html_pane("", sizing_mode="stretch_width", visible=False)
         self.compare_button = pn.widgets.Button(
-            name="Compare selected", button_type="primary", disabled=True, align="end", width=170
+            label="Compare selected", color="primary", disabled=True, align="end", width=170
         )
-        self.clear_button = pn.widgets.Button(name="Clear filters", align="end", width=120)
-        self.first = pn.widgets.Button(name="«", width=45)
-        self.previous = pn.widgets.Button(name="‹", width=45)
-        self.next = pn.widgets.Button(name="›", width=45)
-        self.last = pn.widgets.Button(name="»", width=45)
+        self.clear_button = pn.widgets.Button(label="Clear filters", align="end", width=120)
+        self.first = pn.widgets.Button(label="«", width=45)
+        self.previous = pn.widgets.Button(label="‹", width=45)
+        self.next = pn.widgets.Button(label="›", width=45)
+        self.last = pn.widgets.Button(label="»", width=45)
         self.pager = html_pane("", align="center")
         self.table = pn.widgets.Tabulator(
             pd.DataFrame(columns=BASE_COLUMNS),
@@ -109,7 +109,6 @@ class ExperimentsView(pn.viewable.Viewer):
             sizing_mode="stretch_width",
             theme="midnight",
             layout="fit_data_stretch",
-            name="runs",
         )
         self.table.on_click(self._clicked)
         self.table.param.watch(self._selection_changed, "selection")
@@ -289,7 +288,7 @@ class ExperimentsView(pn.viewable.Viewer):
         kept = [run_id for run_id in self.selected if run_id not in self._ids]
         self.selected = kept + [run_id for run_id in self._ids if run_id in on_page]
         self.compare_button.disabled = len(self.selected) < 2
-        self.compare_button.name = f"Compare selected ({len(self.selected)})" if self.selected else "Compare selected"
+        self.compare_button.label = f"Compare selected ({len(self.selected)})" if self.selected else "Compare selected"
 
     # -- live -------------------------------------------------------------------------------------
     def _run_changed(self, run_id: str, change: dict[str, Any]) -> None:

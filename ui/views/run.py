@@ -57,15 +57,15 @@ class RunView(pn.viewable.Viewer):
         self.keys: list[str] = []
         self.run: dict[str, Any] | None = None
         self.mode = pn.widgets.RadioButtonGroup(
-            name="Ranks", options=MODES, value="mean", button_type="primary", button_style="outline"
+            label="Ranks", options=MODES, value="mean", color="primary", variant="outline"
         )
-        self.smoothing = pn.widgets.Select(name="Smoothing", options=SMOOTHINGS, value="none", width=170)
-        self.window = pn.widgets.IntSlider(name="MA window", start=1, end=200, value=10, width=160)
-        self.weight = pn.widgets.FloatSlider(name="EMA weight", start=0.0, end=0.99, step=0.01, value=0.6, width=160)
-        self.log_y = pn.widgets.Checkbox(name="Log scale", value=False, align="center")
-        self.metric_filter = pn.widgets.TextInput(name="Metrics", placeholder="filter metrics by name", width=220)
-        self.previous = pn.widgets.Button(name="‹ Previous", width=100, align="end")
-        self.next = pn.widgets.Button(name="Next ›", width=100, align="end")
+        self.smoothing = pn.widgets.Select(label="Smoothing", options=SMOOTHINGS, value="none", width=170)
+        self.window = pn.widgets.IntSlider(label="MA window", start=1, end=200, value=10, width=160)
+        self.weight = pn.widgets.FloatSlider(label="EMA weight", start=0.0, end=0.99, step=0.01, value=0.6, width=160)
+        self.log_y = pn.widgets.Checkbox(label="Log scale", value=False, align="center")
+        self.metric_filter = pn.widgets.TextInput(label="Metrics", placeholder="filter metrics by name", width=220)
+        self.previous = pn.widgets.Button(label="‹ Previous", width=100, align="end")
+        self.next = pn.widgets.Button(label="Next ›", width=100, align="end")
         self.page_label = html_pane("", align="center")
         self.summary = html_pane("", sizing_mode="stretch_width")
         self.details = html_pane("", sizing_mode="stretch_width")
@@ -103,7 +103,9 @@ class RunView(pn.viewable.Viewer):
 
     # -- reading ----------------------------------------------------------------------------------
     def refresh(self) -> None:
-        """Read the run again and rebuild the charts (the refresh button, a new run id)."""
+        """Read the run again: its details, and the charts of the whole run (the refresh button,
+        a new run id). The charts of the same run and metrics are kept and re-read."""
+        shown = [c.key for c in self.charts if c.run_id == self.run_id]
         self.close()
         if not self.run_id:
             self.run = None
@@ -124,7 +126,12 @@ class RunView(pn.viewable.Viewer):
             return
         self._show_run()
         self._watch = self.hub.watch(self.run_id, self._from_hub)
-        self._build_charts()
+        if shown and shown == self._page_keys():
+            for chart in self.charts:
+                chart.view = (None, None)
+                chart.load()
+        else:
+            self._build_charts()
 
     def close(self) -> None:
         if self._watch is not None:
@@ -150,11 +157,16 @@ class RunView(pn.viewable.Viewer):
             self.smoothing.value, window=int(self.window.value or 1), weight=float(self.weight.value or 0.0)
         )
 
+    def _page_keys(self) -> list[str]:
+        keys = self.visible_keys
+        page = min(self.page, max(0, math.ceil(len(keys) / CHARTS_PER_PAGE) - 1))
+        return keys[page * CHARTS_PER_PAGE : (page + 1) * CHARTS_PER_PAGE]
+
     def _build_charts(self) -> None:
         keys = self.visible_keys
         pages = max(1, math.ceil(len(keys) / CHARTS_PER_PAGE))
         self.page = min(self.page, pages - 1)
-        shown = keys[self.page * CHARTS_PER_PAGE : (self.page + 1) * CHARTS_PER_PAGE]
+        shown = self._page_keys()
         ranks = [int(r) for r in (self.run or {}).get("ranks", [])]
         options = self._options()
         charts = [MetricChart(self.api, self.run_id, key, ranks, options) for key in shown]
@@ -176,6 +188,8 @@ class RunView(pn.viewable.Viewer):
         self.weight.visible = self.smoothing.value == "ema"
 
     def _set_charts(self, charts: list[MetricChart]) -> None:
+        for old in self.charts:
+            old.retire()
         self.charts = charts
         self.grid.objects = [pn.pane.Bokeh(c.figure, sizing_mode="stretch_width") for c in charts]
 
