@@ -12,9 +12,9 @@ import html
 import importlib.util
 import logging
 import time
-from urllib.parse import urlencode
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import panel as pn
 import param
@@ -172,7 +172,9 @@ class Session:
         if location is None:
             return
         route = self.route
-        pairs = [(k, v) for k, v in (("run", route.run), ("compare", route.compare), ("visualize", route.visualize)) if v]
+        pairs = [
+            (k, v) for k, v in (("run", route.run), ("compare", route.compare), ("visualize", route.visualize)) if v
+        ]
         search = ("?" + urlencode(pairs, safe=",")) if pairs else ""
         if location.search != search:
             location.search = search

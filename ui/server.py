@@ -13,12 +13,14 @@ import os
 import secrets
 import socket
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import panel as pn
 
+from aquarium.agent.errors import AquariumError
 from aquarium.collector import Api
 from aquarium.collector.api.settings import TOKEN_VARIABLE, ApiConfigError, is_loopback
 
@@ -75,6 +77,7 @@ def _serve_options(settings: UiSettings, port: int) -> dict[str, Any]:
         "websocket_origin": origins,
         "title": TITLE,
         "show": False,
+        "verbose": False,  # the caller says where it listens
     }
     if settings.token:
         options |= {"basic_auth": settings.token, "cookie_secret": secrets.token_hex(32)}
@@ -99,7 +102,21 @@ class UiServer:
         self.dashboard.start()
         options = _serve_options(self.settings, self.port)
         self._thread = pn.serve(lambda: create_app(self.dashboard), threaded=True, **options)
+        self._wait_listening()
         return self
+
+    def _wait_listening(self, timeout: float = 30.0) -> None:
+        """Return once the server accepts connections, so that the URL printed next works."""
+        host = "127.0.0.1" if self.settings.host in ("", "0.0.0.0", "::") else self.settings.host
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection((host, self.port), timeout=1.0).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline or not self._thread.is_alive():
+                    raise AquariumError(f"the dashboard did not start listening on {host}:{self.port}") from None
+                time.sleep(0.05)
 
     def stop(self) -> None:
         if self._thread is not None:

@@ -78,7 +78,9 @@ def _log_run(redis_url: str, data_dir: Path, run_id: str, name: str, **options: 
 
 
 @pytest.fixture(scope="module")
-def seeded(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Seeded, CollectorThread]]:
+def seeded(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Seeded, CollectorThread]]:
     client = redis.Redis.from_url(redis_server.url)
     client.flushall()
     client.close()
@@ -95,8 +97,10 @@ def seeded(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) 
             run.finish(timeout=30.0)
         with Api(data_dir) as api:
             wait_until(
-                lambda: api.search(filter='status == "completed"').total == SWEEP + 1
-                and api.run("ddp-run")["metrics"]["loss"]["count"] == 2 * DDP_STEPS,
+                lambda: (
+                    api.search(filter='status == "completed"').total == SWEEP + 1
+                    and api.run("ddp-run")["metrics"]["loss"]["count"] == 2 * DDP_STEPS
+                ),
                 "the sweep and the ddp run are stored and completed",
             )
             # the newest run, logged once the others are stored: it heads the list
