@@ -103,10 +103,10 @@ def test_zoom_rereads_the_visible_steps_at_full_resolution(page: Any, served: Se
             const model = doc.get_model_by_name(name);
             if (!model) continue;
             const steps = model.data.step, n = steps.length;
-            return n > 1 && steps[n - 1] - steps[0] < %d && n == steps[n - 1] - steps[0] + 1;
+            return n > 1 && steps[n - 1] - steps[0] < HALF && n == steps[n - 1] - steps[0] + 1;
         }
         return false;
-    }""" % (DDP_STEPS // 2)
+    }""".replace("HALF", str(DDP_STEPS // 2))
     for _ in range(10):  # each notch zooms in a little; the server answers the range it settles on
         page.mouse.wheel(0, -300)
         try:
