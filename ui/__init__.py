@@ -1,8 +1,8 @@
 """The Panel/Bokeh dashboard: runs, a run's live curves, comparisons, visualizations.
 
 ``launch_aquarium(base_dir=..., port=8053)`` serves it (the seed's entry point; also
-``aquarium ui`` and ``python -m aquarium.ui``). Exports load lazily, so importing the package
-does not import Panel.
+``aquarium ui`` and ``python -m aquarium.ui``); ``MetricsVisualizerComponent`` is the seed's
+visualiser. Exports load on first use, so importing ``aquarium.ui`` loads neither Panel nor Bokeh.
 """
 
 from __future__ import annotations
@@ -12,18 +12,28 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .app import Dashboard, create_app
+    from .compat import MetricsVisualizerComponent
     from .server import UiServer, UiSettings, dashboard_for, launch_aquarium
 
 _HOMES = {
     "Dashboard": ".app",
     "create_app": ".app",
+    "MetricsVisualizerComponent": ".compat",
     "UiServer": ".server",
     "UiSettings": ".server",
     "dashboard_for": ".server",
     "launch_aquarium": ".server",
 }
 
-__all__ = ["Dashboard", "UiServer", "UiSettings", "create_app", "dashboard_for", "launch_aquarium"]
+__all__ = [
+    "Dashboard",
+    "MetricsVisualizerComponent",
+    "UiServer",
+    "UiSettings",
+    "create_app",
+    "dashboard_for",
+    "launch_aquarium",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -26,7 +26,9 @@ TEXT_MUTED: Final = "#a9b7c6"
 GRID: Final = "#3c5064"
 """Grid lines and plot outlines: visible on BACKGROUND_DARK without competing with the data."""
 HIGHLIGHT: Final = "#4e6f91"
-"""A selected or differing cell: the primary colour lifted enough to read on the background."""
+"""A differing cell: the primary colour lifted enough to read on the background."""
+SELECTED: Final = "#8a6d3b"
+"""A selected (brushed) run's cells: the warning colour, darkened for white text."""
 
 SERIES: Final[tuple[str, ...]] = (
     "#5bc0de",  # info
