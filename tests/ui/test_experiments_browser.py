@@ -92,3 +92,26 @@ def test_a_name_holding_html_is_shown_as_text(page: Any, served: Served, screens
     assert title.inner_text() == XSS_NAME
     assert page.locator("img[src=x]").count() == 0
     screenshot(page, "run-html-name")
+
+
+# ui/views/compare.py (built beside this app) still uses Panel 1.9's deprecated name= and button_type=
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
+def test_ticked_runs_open_in_the_compare_view_with_a_shareable_url(page: Any, served: Served, screenshot: Any) -> None:
+    open_page(page, served.url)
+    wait_pager(page, f"of {served.seeded.total}")
+    boxes = page.locator(f"{ROWS} input[type=checkbox]")
+    boxes.nth(2).click()
+    boxes.nth(3).click()
+    button = page.get_by_role("button", name="Compare selected (2)")
+    button.wait_for(timeout=30_000)
+    button.click()
+    wait_until(lambda: "compare=" in page.url, lambda: f"the URL names the comparison: {page.url}")
+    ids = page.url.split("compare=")[1].split("&")[0].replace("%2C", ",").split(",")
+    assert len(ids) == 2 and all(i in served.seeded.sweep for i in ids)
+    page.locator(".bk-tab.bk-active", has_text="Compare").wait_for(timeout=30_000)
+    page.wait_for_function("() => window.Bokeh.documents.length > 0")
+    page.locator("canvas").first.wait_for(state="attached", timeout=30_000)
+    screenshot(page, "app-compare")
+    page.reload()
+    page.locator(".bk-tab.bk-active", has_text="Compare").wait_for(timeout=30_000)
+    assert "compare=" in page.url
