@@ -100,7 +100,7 @@ class Session:
             sizing_mode="stretch_width",
         )
         self.tabs.param.watch(self._tab_changed, "active")
-        location = pn.state.location
+        self.location = location = pn.state.location  # this session's (pn.state's follows the current doc)
         if location is not None:  # the URL the page was opened with
             query = location.query_params
             self.route.param.update({k: str(query.get(k) or "") for k in ("run", "compare", "visualize")})
@@ -161,14 +161,14 @@ class Session:
 
     def _url_changed(self, event: param.parameterized.Event) -> None:
         """The browser went back or forward: follow its URL."""
-        location = pn.state.location
+        location = self.location
         if location is not None:
             query = location.query_params
             self.route.param.update({k: str(query.get(k) or "") for k in ("run", "compare", "visualize")})
 
     def _write_url(self) -> None:
         """The route as a clean query string: ``?run=ID``, ``?compare=A,B``, or nothing for the list."""
-        location = pn.state.location
+        location = self.location
         if location is None:
             return
         route = self.route

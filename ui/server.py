@@ -132,9 +132,11 @@ def serve_forever(dashboard: Dashboard, settings: UiSettings, say: Callable[[str
     port = settings.port or _free_port(settings.host)
     dashboard.start()
     try:
+        server = pn.serve(lambda: create_app(dashboard), start=False, **_serve_options(settings, port))
+        server.start()  # listening from here: the URL said next works at once
         if say is not None:
             say(f"Aquarium dashboard on http://{settings.host}:{port}/ ({dashboard.api.target}); Ctrl-C stops")
-        pn.serve(lambda: create_app(dashboard), start=True, **_serve_options(settings, port))
+        server.io_loop.start()
     finally:
         dashboard.stop()
 
