@@ -78,6 +78,8 @@ class ExperimentsView(pn.viewable.Viewer):
         self._doc = pn.state.curdoc
         self._ids: list[str] = []  # the page's run ids, in row order
         self._stale = False
+        self._metrics_chosen = False
+        self._choosing = False  # the view itself is setting the metric columns: no reload
         self.query = pn.widgets.TextInput(
             label="Query",
             placeholder='e.g. metrics.val_loss.min < 0.3 and params.lr > 1e-4 and "prod" in tags',
@@ -115,7 +117,7 @@ class ExperimentsView(pn.viewable.Viewer):
         self.table.param.watch(self._sorted, "sorters")
         for widget in (self.query, self.search, self.statuses, self.since, self.until):
             widget.param.watch(self._filters_changed, "value")
-        self.metrics.param.watch(lambda _: self.reload(), "value")
+        self.metrics.param.watch(self._metrics_changed, "value")
         self.compare_button.on_click(lambda _: self._compare(list(self.selected)))
         self.clear_button.on_click(lambda _: self._clear())
         self.first.on_click(lambda _: self._go(0))
@@ -222,10 +224,18 @@ class ExperimentsView(pn.viewable.Viewer):
         keys = sorted({key for run in runs for key in run.get("metrics", {})} | set(self.metrics.value))
         if keys != self.metrics.options:
             self.metrics.options = keys
-        if not self.metrics.value and keys and not getattr(self, "_metrics_chosen", False):
-            self._metrics_chosen = True
+        if not self.metrics.value and keys and not self._metrics_chosen:
+            self._metrics_chosen = True  # the first page with metrics picks the default columns
             preferred = [k for k in ("loss", "val_loss", "accuracy", "val_accuracy") if k in keys]
-            self.metrics.value = (preferred or keys)[:3]  # its watcher reloads
+            self._choosing = True
+            try:
+                self.metrics.value = (preferred or keys)[:3]
+            finally:
+                self._choosing = False
+
+    def _metrics_changed(self, *_: object) -> None:
+        if not self._choosing:  # the user chose: show those columns
+            self.reload()
 
     def frame(self, runs: list[dict[str, Any]]) -> pd.DataFrame:
         """The page as the table shows it: text cells (names are data: Tabulator escapes plain
