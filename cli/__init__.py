@@ -25,7 +25,7 @@ import redis
 
 from aquarium.agent.errors import AquariumError
 
-from . import api, artifacts, demo, doctor, export, imports, runs, serve, sync, tail, up, worker
+from . import api, artifacts, demo, doctor, export, imports, runs, serve, sync, tail, ui, up, worker
 from .redis_server import RedisServerError
 
 __all__ = ["cli", "main"]
@@ -87,6 +87,7 @@ for _command in (
     export.export,
     imports.import_group,
     worker.worker,
+    ui.ui,
 ):
     cli.add_command(_command)
 export.export.add_command(imports.export_seed_command)  # belongs in cli/export.py with the other targets

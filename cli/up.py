@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import redis
@@ -31,6 +32,9 @@ from .options import data_dir_option, http_options, plural, redis_options, say
 from .redis_probe import port_url, probe, probe_failure
 from .redis_server import RedisServer, free_port
 from .serve import summary_line
+
+if TYPE_CHECKING:
+    from aquarium.ui.server import UiServer
 
 log = logging.getLogger("aquarium.cli.up")
 
@@ -79,6 +83,7 @@ def supervise(
     stop: StopSignals,
     say: Callable[[str], None],
     http: tuple[str, int] | None = None,
+    ui: tuple[str, int] | None = None,
 ) -> UpResult:
     """Start Redis (a child on ``port`` unless ``redis_url`` is given), then the collector.
 
@@ -112,10 +117,13 @@ def supervise(
         settings = CollectorSettings.from_env(redis_url=redis_url, data_dir=data_dir, prefix=prefix)
         collector = Collector(settings)
         api = None
+        dashboard = None
         try:
             if http is not None:
                 api = start_beside(collector, *http)
                 say(f"API on {api.url} (runs, series, /metrics)")
+            if ui is not None:
+                dashboard = start_dashboard(data_dir, redis_url, prefix, *ui, say=say)
             say(f"Redis is ready. Point training scripts at it:\n\n    export AQUARIUM_REDIS_URL={redis_url}\n")
             collector.ingest_spool()
             if collector.stats.spool_batches:
@@ -125,6 +133,8 @@ def supervise(
             run_collector(collector, stop)
             summary = summary_line(collector)
         finally:
+            if dashboard is not None:
+                dashboard.stop()
             if api is not None:
                 api.stop()
             collector.close()
@@ -138,6 +148,26 @@ def supervise(
             watcher.join()
         if server is not None:
             server.stop()
+
+
+def start_dashboard(
+    data_dir: Path, redis_url: str, prefix: str, host: str, port: int, say: Callable[[str], None]
+) -> UiServer | None:
+    """The dashboard in a thread beside the collector, reading its store; None (and why) when it
+    cannot start: the collector runs on without it."""
+    try:
+        from aquarium.ui.server import UiServer, UiSettings, dashboard_for
+    except ModuleNotFoundError as e:
+        say(f"dashboard not started: {e.name} is not installed (pip install 'aquarium-tracker[ui]')")
+        return None
+    settings = UiSettings.from_env(host=host, port=port)
+    settings.check_bind()
+    if port and port_in_use(port, host if host not in ("", "0.0.0.0", "::") else "127.0.0.1"):
+        say(f"dashboard not started: port {port} is in use (--ui-port 0 picks a free one)")
+        return None
+    server = UiServer(dashboard_for(str(data_dir), redis_url, prefix), settings).start()
+    say(f"dashboard on {server.url}")
+    return server
 
 
 def _watch(server: RedisServer, stop: StopSignals, died: list[int | None]) -> None:
@@ -165,8 +195,35 @@ def _watch(server: RedisServer, stop: StopSignals, died: list[int | None]) -> No
 @data_dir_option
 @http_options(port=8054)
 @click.option("--no-api", is_flag=True, help="Do not serve the HTTP API.")
+@click.option(
+    "--ui-port",
+    envvar="AQUARIUM_UI_PORT",
+    show_envvar=True,
+    type=click.IntRange(0, 65535),
+    default=8053,
+    show_default=True,
+    help="Port of the dashboard (0: any free one).",
+)
+@click.option(
+    "--ui-host",
+    envvar="AQUARIUM_UI_HOST",
+    show_envvar=True,
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the dashboard listens on. Any non-loopback address needs AQUARIUM_API_TOKEN.",
+)
+@click.option("--no-ui", is_flag=True, help="Do not serve the dashboard.")
 def up(
-    port: int, redis_url: str | None, prefix: str, data_dir: Path, http_host: str, http_port: int, no_api: bool
+    port: int,
+    redis_url: str | None,
+    prefix: str,
+    data_dir: Path,
+    http_host: str,
+    http_port: int,
+    no_api: bool,
+    ui_port: int,
+    ui_host: str,
+    no_ui: bool,
 ) -> None:
     """Start Redis and a collector in the foreground; Ctrl-C stops both.
 
@@ -175,12 +232,19 @@ def up(
     `up` says so and exits 1 (use --port 0 for any free port). It prints the
     `export AQUARIUM_REDIS_URL=...` line for training scripts, ingests spooled (offline)
     batches under DATA_DIR, then stores every batch agents send until Ctrl-C or SIGTERM. The
-    HTTP API (runs, series, /metrics) is served on --http-host:--http-port unless --no-api.
+    HTTP API (runs, series, /metrics) is served on --http-host:--http-port unless --no-api, and
+    the dashboard on --ui-host:--ui-port unless --no-ui (it prints both URLs).
     """
     require_writable(data_dir)
+    if not no_ui:
+        from aquarium.collector.api.settings import ApiSettings
+
+        # the dashboard guards a public address as the API does: refused before anything starts
+        ApiSettings.from_env(host=ui_host).check_bind()
     if redis_url is not None and (why := probe(redis_url)):
         raise click.ClickException(f"cannot reach Redis at {redis_url} ({why})")
     with StopSignals() as stop:
         http = None if no_api else (http_host, http_port)
-        result = supervise(data_dir, port, redis_url, prefix, stop, say, http)
+        ui = None if no_ui else (ui_host, ui_port)
+        result = supervise(data_dir, port, redis_url, prefix, stop, say, http, ui)
     say(f"stopped ({result.stopped_by or 'done'}): {result.summary}")
