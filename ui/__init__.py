@@ -1,8 +1,9 @@
-"""The Panel/Bokeh dashboard: runs, a run's live curves, comparisons, visualizations.
+"""The Panel/Bokeh dashboard: runs, a run's live curves, comparisons, visualizations, exports.
 
 ``launch_aquarium(base_dir=..., port=8053)`` serves it (the seed's entry point; also
-``aquarium ui`` and ``python -m aquarium.ui``); ``MetricsVisualizerComponent`` is the seed's
-visualiser. Exports load on first use, so importing ``aquarium.ui`` loads neither Panel nor Bokeh.
+``aquarium ui`` and ``python -m aquarium.ui``). ``MetricsVisualizerComponent`` is the seed's
+visualiser and ``ExperimentManager`` its manager, whose comparisons are plots. Exports load on
+first use, so importing ``aquarium.ui`` loads neither Panel nor Bokeh.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .app import Dashboard, create_app
-    from .compat import MetricsVisualizerComponent
+    from .compat import ExperimentManager, MetricsVisualizerComponent
     from .server import UiServer, UiSettings, dashboard_for, launch_aquarium
 
 _HOMES = {
     "Dashboard": ".app",
     "create_app": ".app",
+    "ExperimentManager": ".compat",
     "MetricsVisualizerComponent": ".compat",
     "UiServer": ".server",
     "UiSettings": ".server",
@@ -27,6 +29,7 @@ _HOMES = {
 
 __all__ = [
     "Dashboard",
+    "ExperimentManager",
     "MetricsVisualizerComponent",
     "UiServer",
     "UiSettings",

@@ -3,8 +3,7 @@
 
 Every result is a ``SeedPlot``: ``.model`` is the Bokeh model, ``.show()`` opens it in a browser (as
 the seed's figures did) and ``.save(path)`` writes one self-contained HTML file (Bokeh's JS inlined:
-it opens offline). Bokeh is imported when a plot is built, so the collector can import this module
-without the ``ui`` extra.
+it opens offline). Bokeh is imported when a plot is built.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from aquarium.agent.errors import AquariumError
+from aquarium.collector.compat import ExperimentManager as _DataManager
 
 
 class _History(Protocol):
@@ -126,6 +126,28 @@ def params_plot(params: dict[str, dict[str, Any]], names: Mapping[str, str]) -> 
         )
 
     return ComparisonPlot("Hyperparameters", params, build)
+
+
+class ExperimentManager(_DataManager):
+    """The seed's ``ExperimentManager``, whose ``compare_experiments`` returns plots: each a
+    ``ComparisonPlot`` (``.show()``, ``.save(path)``, ``.model``) that still reads as the data by
+    id. (``aquarium.collector.ExperimentManager`` returns the data alone: the collector draws nothing.)"""
+
+    def compare_experiments(self, experiment_ids: list[str], metric_names: list[str] | None = None) -> dict[str, Any]:
+        data = super().compare_experiments(experiment_ids, metric_names)
+        plots: dict[str, Any] = {}
+        names: dict[str, str] = {}
+        for key, per_run in data.items():
+            if key.startswith("comparison_"):
+                plots[key] = metric_plot(key.removeprefix("comparison_"), per_run)
+                names.update({run_id: d["name"] for run_id, d in per_run.items()})
+        if "hyperparameter_comparison" in data:
+            params = data["hyperparameter_comparison"]
+            for run_id in params.keys() - names.keys():
+                experiment = self.get_experiment(run_id)
+                names[run_id] = experiment.experiment_name if experiment is not None else run_id
+            plots["hyperparameter_comparison"] = params_plot(params, names)
+        return plots
 
 
 class MetricsVisualizerComponent:

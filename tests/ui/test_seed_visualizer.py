@@ -10,8 +10,7 @@ from bokeh.models import GridPlot, LayoutDOM, Model
 from bokeh.models.widgets.tables import DataTable
 
 from aquarium.agent import ExperimentTracker
-from aquarium.collector.compat import ExperimentManager
-from aquarium.ui import MetricsVisualizerComponent
+from aquarium.ui import ExperimentManager, MetricsVisualizerComponent
 from aquarium.ui.compat import ComparisonPlot, SeedPlot, step_bins
 
 XSS = "<img src=x onerror=alert(1)>"
