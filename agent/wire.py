@@ -264,10 +264,18 @@ def _pack_artifact(a: ArtifactRecord) -> dict[str, Any]:
     return packed
 
 
+def packed_artifact_bytes(a: ArtifactRecord) -> int:
+    """How many bytes ``a`` takes in a batch (raises what packing it would raise)."""
+    return len(msgpack.packb(_pack_artifact(a), use_bin_type=True))
+
+
 def _artifact(raw: Any) -> ArtifactRecord:
     if not isinstance(raw, dict):
         raise WireFormatError(f"an artifact record must be a map, got {_describe(raw)}")
-    upload, name, kind = raw.get("upload"), raw.get("name"), raw.get("kind")
+    fields: dict[str, Any] = raw
+    upload: Any = fields.get("upload")
+    name: Any = fields.get("name")
+    kind: Any = fields.get("kind")
     if not (type(upload) is str and UPLOAD_ID_PATTERN.fullmatch(upload)):
         raise WireFormatError(f"bad artifact upload id {_describe(upload)}")
     problem = artifact_name_problem(name)
@@ -275,21 +283,23 @@ def _artifact(raw: Any) -> ArtifactRecord:
         raise WireFormatError(f"bad artifact name {_describe(name)}: {problem}")
     if kind not in ARTIFACT_KINDS:
         raise WireFormatError(f"bad artifact kind {_describe(kind)}")
-    size, at, step = raw.get("size"), raw.get("time"), raw.get("step")
+    size: Any = fields.get("size")
+    at: Any = fields.get("time")
+    step: Any = fields.get("step")
     if type(size) is not int or not 0 <= size <= MAX_INT64:
         raise WireFormatError(f"bad artifact size {_describe(size)}")
     if type(at) not in (int, float) or not math.isfinite(at):
         raise WireFormatError(f"bad artifact time {_describe(at)}")
     if step is not None and (type(step) is not int or not MIN_INT64 <= step <= MAX_INT64):
         raise WireFormatError(f"bad artifact step {_describe(step)}")
-    framework = raw.get("framework")
+    framework = fields.get("framework")
     if framework is not None and not _printable(framework, MAX_FRAMEWORK_CHARS):
         raise WireFormatError(f"bad artifact framework {_describe(framework)}")
-    media_type = raw.get("media_type", "application/octet-stream")
+    media_type = fields.get("media_type", "application/octet-stream")
     if not (_printable(media_type, MAX_MEDIA_TYPE_CHARS) and "/" in media_type):
         raise WireFormatError(f"bad artifact media type {_describe(media_type)}")
     return ArtifactRecord(
-        upload, name, kind, size, float(at), step, framework, media_type, _map(raw.get("meta", {}), "artifact meta")
+        upload, name, kind, size, float(at), step, framework, media_type, _map(fields.get("meta", {}), "artifact meta")
     )
 
 
