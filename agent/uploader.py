@@ -47,14 +47,20 @@ def api_key(prefix: str) -> str:
 class ApiLocator:
     """Where the API is: AQUARIUM_API_URL, the record's own, else what the collector published."""
 
-    def __init__(self, socket_timeout: float = 2.0) -> None:
+    def __init__(self, socket_timeout: float = 2.0, url: str = "", redis_url: str = "") -> None:
         self._found: dict[tuple[str, str], str] = {}
         self._socket_timeout = socket_timeout
+        self._url = url  # given explicitly (`aquarium sync --api-url`): wins over everything
+        self._redis_url = redis_url  # where to look it up instead of the record's own Redis
 
     def endpoint(self, record: PendingUpload) -> Endpoint:
         token = env.API_TOKEN.get()
-        url = env.API_URL.get() or record.api_url or self._published(record.redis_url, record.prefix)
-        return Endpoint(url, token)
+        url = self._url or env.API_URL.get() or record.api_url
+        return Endpoint(url or self._published(self._redis_url or record.redis_url, record.prefix), token)
+
+    @property
+    def fixed(self) -> bool:
+        return bool(self._url or env.API_URL.get())
 
     def forget(self, record: PendingUpload) -> None:
         """The URL did not answer: look it up again next time (the collector may have moved)."""
@@ -100,11 +106,14 @@ class Attempt:
 
 def upload_once(attempt: Attempt, locator: ApiLocator, progress: Progress | None = None) -> str:
     """One try: hash (if not yet), link, PUT. Returns the stored state; raises RetryLater,
-    Refused, or ContentChanged (after which the next try hashes again)."""
+    Refused, or ContentChanged (after which the next try hashes again). ``progress`` hears of
+    every byte hashed and every byte sent (2 x the size for a file the collector lacks)."""
     record = attempt.record
     endpoint = locator.endpoint(record)
+    if attempt.hashed is not None and _stat_of(record.path) != (attempt.hashed.size, attempt.hashed.mtime_ns):
+        attempt.hashed = None  # changed since the last try hashed it
     if attempt.hashed is None:
-        attempt.hashed = _hash(attempt)
+        attempt.hashed = _hash(attempt, progress)
     hashed = attempt.hashed
     try:
         state = protocol.link(endpoint, record.run, record.upload, hashed.sha256, hashed.size, attempt.changed)
@@ -113,7 +122,7 @@ def upload_once(attempt: Attempt, locator: ApiLocator, progress: Progress | None
                 endpoint, record.run, record.upload, record.path, hashed.sha256, hashed.size, attempt.changed, progress
             )
     except RetryLater:
-        if not env.API_URL.get() and not record.api_url:
+        if not locator.fixed and not record.api_url:
             locator.forget(record)
         raise
     except ContentChanged:
@@ -125,10 +134,18 @@ def upload_once(attempt: Attempt, locator: ApiLocator, progress: Progress | None
     return state
 
 
-def _hash(attempt: Attempt) -> protocol.FileHash:
+def _stat_of(path: str) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_size, info.st_mtime_ns
+
+
+def _hash(attempt: Attempt, progress: Progress | None = None) -> protocol.FileHash:
     record = attempt.record
     try:
-        hashed = protocol.hash_file(record.path)
+        hashed = protocol.hash_file(record.path, progress)
     except FileNotFoundError:
         raise Refused(0, "file_gone", f"{record.path} was removed before it was uploaded") from None
     except OSError as e:
