@@ -272,10 +272,7 @@ def packed_artifact_bytes(a: ArtifactRecord) -> int:
 def _artifact(raw: Any) -> ArtifactRecord:
     if not isinstance(raw, dict):
         raise WireFormatError(f"an artifact record must be a map, got {_describe(raw)}")
-    fields: dict[str, Any] = raw
-    upload: Any = fields.get("upload")
-    name: Any = fields.get("name")
-    kind: Any = fields.get("kind")
+    upload, name, kind = raw.get("upload"), raw.get("name"), raw.get("kind")
     if not (type(upload) is str and UPLOAD_ID_PATTERN.fullmatch(upload)):
         raise WireFormatError(f"bad artifact upload id {_describe(upload)}")
     problem = artifact_name_problem(name)
@@ -283,23 +280,21 @@ def _artifact(raw: Any) -> ArtifactRecord:
         raise WireFormatError(f"bad artifact name {_describe(name)}: {problem}")
     if kind not in ARTIFACT_KINDS:
         raise WireFormatError(f"bad artifact kind {_describe(kind)}")
-    size: Any = fields.get("size")
-    at: Any = fields.get("time")
-    step: Any = fields.get("step")
+    size, at, step = raw.get("size"), raw.get("time"), raw.get("step")
     if type(size) is not int or not 0 <= size <= MAX_INT64:
         raise WireFormatError(f"bad artifact size {_describe(size)}")
     if type(at) not in (int, float) or not math.isfinite(at):
         raise WireFormatError(f"bad artifact time {_describe(at)}")
     if step is not None and (type(step) is not int or not MIN_INT64 <= step <= MAX_INT64):
         raise WireFormatError(f"bad artifact step {_describe(step)}")
-    framework = fields.get("framework")
+    framework = raw.get("framework")
     if framework is not None and not _printable(framework, MAX_FRAMEWORK_CHARS):
         raise WireFormatError(f"bad artifact framework {_describe(framework)}")
-    media_type = fields.get("media_type", "application/octet-stream")
+    media_type = raw.get("media_type", "application/octet-stream")
     if not (_printable(media_type, MAX_MEDIA_TYPE_CHARS) and "/" in media_type):
         raise WireFormatError(f"bad artifact media type {_describe(media_type)}")
     return ArtifactRecord(
-        upload, name, kind, size, float(at), step, framework, media_type, _map(fields.get("meta", {}), "artifact meta")
+        upload, name, kind, size, float(at), step, framework, media_type, _map(raw.get("meta", {}), "artifact meta")
     )
 
 
