@@ -272,6 +272,7 @@ def packed_artifact_bytes(a: ArtifactRecord) -> int:
 def _artifact(raw: Any) -> ArtifactRecord:
     if not isinstance(raw, dict):
         raise WireFormatError(f"an artifact record must be a map, got {_describe(raw)}")
+    raw = _map(raw, "artifact record")
     upload, name, kind = raw.get("upload"), raw.get("name"), raw.get("kind")
     if not (type(upload) is str and UPLOAD_ID_PATTERN.fullmatch(upload)):
         raise WireFormatError(f"bad artifact upload id {_describe(upload)}")

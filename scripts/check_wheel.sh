@@ -8,7 +8,7 @@ trap 'rm -rf "$work"' EXIT
 
 python -m pip wheel -q --no-deps -w "$work/dist" "$repo"
 python -m venv "$work/venv"
-"$work/venv/bin/python" -m pip install -q "$(ls "$work"/dist/aquarium_tracker-*.whl)[server]" "pandas-stubs>=2.0"
+"$work/venv/bin/python" -m pip install -q "$(ls "$work"/dist/aquarium_tracker-*.whl)[server,ui]" "pandas-stubs>=2.0"
 cd "$work"
 "$work/venv/bin/python" - <<'PY'
 import aquarium.agent, aquarium.collector, aquarium.collector.store, aquarium.cli, aquarium.workers, aquarium.ui
