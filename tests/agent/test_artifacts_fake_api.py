@@ -137,7 +137,9 @@ class FakeArtifactApi:
                 size = int(self.headers["Content-Length"])
                 if size > api.max_bytes:
                     self._answer(
-                        413, {"code": "too_large", "error": f"limit {api.max_bytes}", "limit": api.max_bytes}, close=True
+                        413,
+                        {"code": "too_large", "error": f"limit {api.max_bytes}", "limit": api.max_bytes},
+                        close=True,
                     )
                     return
                 digest, parts, left = hashlib.sha256(), [], size
