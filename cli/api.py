@@ -43,11 +43,14 @@ def api_command(data_dir: Path, http_host: str, http_port: int, redis_url: str |
 
 
 def start_beside(collector: Collector, http_host: str, http_port: int) -> ApiServer:
-    """The API in a thread of the collector's process, over the collector's own store."""
+    """The API in a thread of the collector's process, over the collector's own store (it takes
+    artifact uploads, so it is advertised in Redis for agents)."""
     from aquarium.collector.api import ApiServer, ApiSettings, create_app
     from aquarium.collector.api.prometheus import CollectorSource
 
     settings = ApiSettings.from_env(host=http_host, port=http_port)
     settings = replace(settings, redis_url=collector.settings.redis_url, prefix=collector.settings.prefix)
     app = create_app(collector.store, settings, counters=[CollectorSource(collector)])
-    return ApiServer(app, settings).start()
+    server = ApiServer(app, settings).start()
+    collector.advertise_api(server.advertised_url)  # agents find where to upload artifacts
+    return server

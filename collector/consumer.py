@@ -25,6 +25,7 @@ from aquarium.agent.redis_keys import BATCH_FIELD, DEAD_REASON_FIELD, DEAD_SOURC
 from aquarium.agent.wire import Batch, unpack_batch
 
 from . import redelivery, upkeep
+from .advertise import ApiAdvertisement
 from .live import Publisher
 from .redelivery import Entry
 from .registration import StoreRegistration
@@ -90,6 +91,7 @@ class Collector:
         self._unfinished: list[Entry] = []  # read, not stored: the store could not write
         self.publisher = Publisher(self.keys, self.consumer)
         self._publish_error = ""  # the last one logged: each cause is logged once
+        self.api_advertisement: ApiAdvertisement | None = None  # set while this process serves the API
 
     # -- running -------------------------------------------------------------------------------
     def run(self, burst: bool = False) -> CollectorStats:
@@ -117,8 +119,19 @@ class Collector:
     def stop(self) -> None:
         self._stop.set()
 
+    def advertise_api(self, url: str) -> None:
+        """Tell agents (through Redis) that this collector's API at ``url`` takes artifact uploads;
+        renewed in maintenance, withdrawn at close. A Redis failure now is retried there."""
+        self.api_advertisement = ApiAdvertisement(self.redis, self.keys, url)
+        try:
+            self.api_advertisement.publish(force=True)
+        except REDIS_ERRORS as e:
+            log.warning("could not advertise the API in Redis yet (%s); retrying", e)
+
     def close(self) -> None:
         try:
+            if self.api_advertisement is not None:
+                self.api_advertisement.withdraw()
             self.registration.release()
         except redis.RedisError:
             pass  # unreachable: the registration expires by itself
@@ -347,6 +360,8 @@ class Collector:
         self._next_maintenance = now + self.settings.maintenance_interval
         try:
             self.registration.claim()  # renew
+            if self.api_advertisement is not None:
+                self.api_advertisement.publish()  # when due
             if not force and not self._unfinished:  # while the store is down, claim nothing more
                 self._claim()
             self._trim()

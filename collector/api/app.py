@@ -16,12 +16,15 @@ import redis.asyncio
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from aquarium.collector.advertise import http_url, reachable_host
+from aquarium.collector.blobs import BlobStore
 from aquarium.collector.store import Store
 
 from . import prometheus
+from .artifacts import artifact_routes
 from .auth import token_middleware
 from .errors import json_errors
-from .keys import COUNTERS, LIVE_REDIS, LIVE_STREAMS, SETTINGS, STORE
+from .keys import BLOBS, COUNTERS, LIVE_REDIS, LIVE_STREAMS, SETTINGS, STORE
 from .routes import routes
 from .settings import ApiConfigError, ApiSettings
 
@@ -36,15 +39,20 @@ def create_app(
     middlewares: list[Middleware] = [json_errors]
     if settings.token:
         middlewares.append(token_middleware(settings.token))
-    app = web.Application(middlewares=middlewares, client_max_size=64 * 1024)  # no endpoint takes a body
+    # client_max_size bounds request.read() (JSON bodies); uploads stream request.content instead
+    app = web.Application(middlewares=middlewares, client_max_size=64 * 1024)
     app[STORE] = store
+    app[BLOBS] = BlobStore(store.data_dir)
     app[SETTINGS] = settings
     app[COUNTERS] = [prometheus.store_samples(store), *counters]
     app[LIVE_STREAMS] = set()
     if settings.redis_url:
         app.cleanup_ctx.append(_live_redis)
     app.on_shutdown.append(_end_live_streams)
+    app.add_routes(artifact_routes)
     app.add_routes(routes)
+    if not store.read_only:
+        app.on_startup.append(_sweep_blob_temp)
     app.on_response_prepare.append(_no_sniffing)
     return app
 
@@ -57,6 +65,13 @@ async def _live_redis(app: web.Application) -> AsyncIterator[None]:
     app[LIVE_REDIS] = client
     yield
     await client.aclose()
+
+
+async def _sweep_blob_temp(app: web.Application) -> None:
+    """Temporary files of uploads a crash interrupted are removed when a writer's API starts."""
+    removed = await asyncio.to_thread(app[BLOBS].sweep_temp)
+    if removed:
+        log.info("removed %d stale temporary upload files", removed)
 
 
 async def _end_live_streams(app: web.Application) -> None:
@@ -89,8 +104,13 @@ class ApiServer:
 
     @property
     def url(self) -> str:
-        host = self.settings.host
-        return f"http://{'[' + host + ']' if ':' in host else host}:{self.port}"
+        return http_url(self.settings.host, self.port)
+
+    @property
+    def advertised_url(self) -> str:
+        """Where other machines reach this API: ``public_url`` if set, else the bound address
+        (a wildcard bind is replaced by this machine's primary address)."""
+        return self.settings.public_url or http_url(reachable_host(self.settings.host), self.port)
 
     def start(self) -> "ApiServer":
         self._thread.start()

@@ -39,7 +39,7 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> web.Re
 
 def _status_of(error: AquariumError) -> tuple[int, str, dict[str, Any]]:
     from aquarium.collector.query import QueryError
-    from aquarium.collector.store import KeyNotFoundError, WindowError
+    from aquarium.collector.store import ArtifactNotFoundError, ArtifactPendingError, KeyNotFoundError, WindowError
 
     if isinstance(error, QueryError):
         return 400, "bad_query", {"position": error.position, "reason": error.reason, "query": error.query[:8192]}
@@ -49,6 +49,10 @@ def _status_of(error: AquariumError) -> tuple[int, str, dict[str, Any]]:
         return 404, "unknown_run", {"run": error.run_id}
     if isinstance(error, KeyNotFoundError):
         return 404, "unknown_key", {"run": error.run_id, "key": error.key, "rank": error.rank}
+    if isinstance(error, ArtifactNotFoundError):
+        return 404, "unknown_artifact", {"run": error.run_id, "name": error.name, "rank": error.rank}
+    if isinstance(error, ArtifactPendingError):
+        return 404, "artifact_pending", {"run": error.run_id, "name": error.name, "rank": error.rank}
     if isinstance(error, TooLargeError):
         return 413, "too_large", {}
     return 400, "bad_request", {}

@@ -7,12 +7,14 @@ import asyncio
 import redis.asyncio
 from aiohttp import web
 
+from aquarium.collector.blobs import BlobStore
 from aquarium.collector.store import Store
 
 from . import prometheus
 from .settings import ApiSettings
 
 STORE = web.AppKey("store", Store)
+BLOBS = web.AppKey("blobs", BlobStore)  # the artifact blobs under the store's data dir
 SETTINGS = web.AppKey("settings", ApiSettings)
 COUNTERS = web.AppKey("counters", list[prometheus.Source])
 LIVE_REDIS = web.AppKey("live_redis", redis.asyncio.Redis)  # only when settings.redis_url is set

@@ -12,6 +12,9 @@ from aquarium.agent.errors import AquariumError
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8054
 TOKEN_VARIABLE = "AQUARIUM_API_TOKEN"
+MAX_ARTIFACT_VARIABLE = "AQUARIUM_API_MAX_ARTIFACT_BYTES"
+PUBLIC_URL_VARIABLE = "AQUARIUM_API_PUBLIC_URL"
+DEFAULT_MAX_ARTIFACT_BYTES = 20 * 1024**3
 
 
 class ApiConfigError(AquariumError):
@@ -31,6 +34,9 @@ class ApiSettings:
     redis_url: str | None = None
     prefix: str = "aquarium"
     keepalive: float = 15.0  # seconds between SSE comments on an idle stream
+    max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES  # a larger upload is refused (413) before it is read
+    # the address agents reach this API at (advertised in Redis); None: derived from host and port
+    public_url: str | None = None
 
     @classmethod
     def from_env(cls, host: str | None = None, port: int | None = None, token: str | None = None) -> "ApiSettings":
@@ -38,6 +44,8 @@ class ApiSettings:
             host=host or os.environ.get("AQUARIUM_API_HOST") or DEFAULT_HOST,
             port=DEFAULT_PORT if port is None else port,
             token=token or os.environ.get(TOKEN_VARIABLE) or None,
+            max_artifact_bytes=_positive_int(MAX_ARTIFACT_VARIABLE, DEFAULT_MAX_ARTIFACT_BYTES),
+            public_url=os.environ.get(PUBLIC_URL_VARIABLE) or None,
         )
 
     def check_bind(self) -> None:
@@ -48,6 +56,19 @@ class ApiSettings:
                 f"without a token: set {TOKEN_VARIABLE} (clients then send 'Authorization: Bearer <token>'), "
                 f"or listen on 127.0.0.1"
             )
+
+
+def _positive_int(variable: str, default: int) -> int:
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw.replace("_", ""))
+    except ValueError:
+        raise ApiConfigError(f"{variable}={raw!r} is not a whole number of bytes") from None
+    if value <= 0:
+        raise ApiConfigError(f"{variable}={raw!r} must be positive")
+    return value
 
 
 def is_loopback(host: str) -> bool:

@@ -23,9 +23,11 @@ from aquarium.agent.spool import spool_files
 from aquarium.agent.wire import Batch
 from aquarium.collector.query import parse_filter, parse_sort
 
+from . import artifacts as _artifacts
 from . import compact as _compact
 from . import reader
 from . import window as _window
+from .artifacts import ArtifactNotFoundError, ArtifactPendingError, UploadConflictError
 from .errors import KeyNotFoundError, WindowError
 from .ingest import IngestResult, ingest
 from .ledger import conflict_reason
@@ -38,6 +40,8 @@ from .writer import Writer
 
 __all__ = [
     "Aggregate",
+    "ArtifactNotFoundError",
+    "ArtifactPendingError",
     "IngestResult",
     "KeyNotFoundError",
     "ReadOnlyStoreError",
@@ -45,6 +49,7 @@ __all__ = [
     "Series",
     "SpoolIngestReport",
     "Store",
+    "UploadConflictError",
     "Window",
     "WindowError",
     "conflict_reason",
@@ -130,9 +135,21 @@ class Store:
             conn.execute("DELETE FROM chunks WHERE series_id IN (SELECT id FROM series WHERE run_id = ?)", (run_id,))
             for table in ("series", "params", "tags", "status_history"):
                 conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            _artifacts.delete_run_artifacts(conn, run_id)
             return found
 
         return self._write(f"delete run {run_id!r}", delete)
+
+    def complete_upload(self, run_id: str, upload: str, sha256: str, size: int, changed: bool) -> str:
+        """Record that ``upload``'s bytes (``sha256``, ``size``) are stored; returns its state
+        (``stored`` or ``changed``). Idempotent for the same sha256; UploadConflictError for
+        another; RunNotFoundError for a run the store does not hold yet."""
+        now = time.time()
+        state, _ = self._write(
+            f"complete upload {upload}",
+            lambda conn: _artifacts.complete_upload(conn, run_id, upload, sha256, size, changed, now),
+        )
+        return state
 
     def waiting_spool_files(self) -> list[Path]:
         """Spool files under this data dir that wait to be ingested (or are still being written)."""
@@ -210,6 +227,27 @@ class Store:
         return _window.read_window(
             self._reader(), run_id, key, rank=rank, agg=agg, samples=samples, start=start, end=end
         )
+
+    def artifacts(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's artifacts in the order logged, each with its upload's sha256 and state
+        (pending, stored, changed); RunNotFoundError for an unknown run."""
+        return _artifacts.list_artifacts(self._reader(), run_id)
+
+    def artifact(self, run_id: str, name: str, rank: int | None = None) -> dict[str, Any]:
+        """The latest artifact named ``name`` (of ``rank``, else of any rank), for download.
+
+        Raises RunNotFoundError, ArtifactNotFoundError, and ArtifactPendingError while its bytes
+        have not been uploaded."""
+        found = _artifacts.find_artifact(self._reader(), run_id, name, rank)
+        if found["state"] == _artifacts.PENDING:
+            raise ArtifactPendingError(run_id, name, found["rank"])
+        return found
+
+    def upload_state(self, run_id: str, upload: str) -> tuple[str, str | None]:
+        """(state, sha256) of an upload: ``pending`` and None until it completed; RunNotFoundError."""
+        conn = self._reader()
+        _artifacts.require_run(conn, run_id)
+        return _artifacts.upload_state(conn, run_id, upload), _artifacts.upload_sha256(conn, run_id, upload)
 
     def watermark(self, run_id: str, rank: int, incarnation: str) -> int:
         row = (

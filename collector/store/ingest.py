@@ -23,7 +23,7 @@ import numpy as np
 from aquarium.agent.statuses import TERMINAL_STATUSES
 from aquarium.agent.wire import Batch, MetricChunk
 
-from . import ledger, summary
+from . import artifacts, ledger, summary
 from .chunks import insert_chunk
 
 MAX_CHUNK_POINTS = 131072
@@ -138,6 +138,7 @@ def _apply_events(conn: sqlite3.Connection, batch: Batch, precedence: tuple[int,
             conn.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*fields.values(), run_id))
     if batch.params or batch.tags:
         _set_params_and_tags(conn, batch, precedence)
+    artifacts.insert_records(conn, batch)
     for status, at in batch.status:
         conn.execute(
             "INSERT INTO status_history (run_id, rank, status, at) VALUES (?, ?, ?, ?)",

@@ -13,6 +13,7 @@ decides which of two incarnations logged a step last.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sqlite3
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ def digest(batch: Batch) -> bytes:
     body = [i.run, i.rank, i.incarnation, i.seq, batch.params, batch.tags, batch.status, batch.meta]
     for c in batch.metrics:
         body += (c.key, c.steps, c.values, c.times)
+    if batch.artifacts:  # appended only when present: digests of batches without artifacts are unchanged
+        body.append([dataclasses.astuple(a) for a in batch.artifacts])
     # SHA-256 runs in hardware on current CPUs: twice blake2b's speed on a 100 KB batch here
     return hashlib.sha256(msgpack.packb(body, use_bin_type=True, default=str)).digest()[:16]
 

@@ -180,6 +180,42 @@ def m005_search_index(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m006_artifacts(db: sqlite_utils.Database) -> None:
+    """Artifacts: the records (from batches, through the ledger) and the uploads' completions
+    (from HTTP) in two tables keyed by (run, upload), because either may arrive first; readers
+    join them (``artifacts.py``). Blobs live on disk under DATA/blobs, named by their sha256."""
+    db.executescript("""
+    CREATE TABLE artifacts (
+        id INTEGER PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        rank INTEGER NOT NULL,
+        incarnation TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        upload TEXT NOT NULL,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        size INTEGER NOT NULL,  -- at the call; an upload of another size is 'changed'
+        step INTEGER,
+        framework TEXT,
+        media_type TEXT NOT NULL,
+        meta TEXT NOT NULL DEFAULT '{}',  -- JSON
+        logged_at REAL NOT NULL,
+        UNIQUE (run_id, upload)
+    );
+    CREATE INDEX artifacts_name ON artifacts(run_id, name, logged_at);
+    CREATE TABLE artifact_uploads (
+        run_id TEXT NOT NULL,
+        upload TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        changed INTEGER NOT NULL,  -- the file changed between the call and its upload
+        completed_at REAL NOT NULL,
+        PRIMARY KEY (run_id, upload)
+    ) WITHOUT ROWID;
+    """)
+
+
 class NotAStoreError(AquariumError):
     """Raised when the data dir's database file is not an SQLite database (another program's file,
     or one damaged beyond opening)."""
