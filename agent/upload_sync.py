@@ -34,9 +34,11 @@ class UploadSyncReport:
 def complete_uploads(
     spool_dir: Path, locator: ApiLocator, wait: float, started: Started | None = None
 ) -> UploadSyncReport:
-    """Upload every pending record under ``spool_dir``; each retries for up to ``wait`` seconds
-    (``wait=0``: one try each). ``started(record)`` returns a callback for bytes hashed/sent."""
+    """Upload every pending record under ``spool_dir``, retrying what cannot be done yet for up to
+    ``wait`` seconds in all (``wait=0``: one try each). ``started(record)`` returns a callback
+    for the bytes hashed and sent."""
     report = UploadSyncReport()
+    deadline = time.monotonic() + wait
     pending.remove_stale_locks(spool_dir)
     records, unreadable = pending.read_all(spool_dir)
     for path, reason in unreadable:
@@ -49,7 +51,6 @@ def complete_uploads(
         report.found += 1
         progress = started(record) if started is not None else None
         attempt = Attempt(record, record.size, record.mtime_ns)
-        deadline = time.monotonic() + wait
         tries = 0
         while True:
             try:
