@@ -17,11 +17,11 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
-from . import artifact_call, env, pending_uploads, uploader
-from .artifact_names import validate_artifact_name
+from . import env
 from .errors import InvalidValueError, NoActiveRunError, RunFinishedError
 from .gitinfo import git_info
 from .identity import Identity, resolve
+from .run_artifacts import RunArtifacts
 from .settings import AgentSettings
 from .shipper import FinishReport, Shipper, ShipperStats
 from .shutdown import process_end
@@ -90,8 +90,7 @@ class Run:
         self._push_values, self._push_step = queue.values.extend, queue.steps.append
         self._push_time, self._push_key_set = queue.times.append, queue.key_set_ids.append
         self._event = self._shipper.events.append
-        self._artifact_lock = threading.Lock()  # log_artifact() from several threads; log() never takes it
-        self._uploader: uploader.Uploader | None = None
+        self._artifacts = RunArtifacts(identity, settings, self._shipper.stats, self._event)
         self._event(("status", (self.status, _now())))
         if config:
             self.log_params(config)
@@ -212,7 +211,8 @@ class Run:
         a missing file, a directory, a bad name, step or meta. Changing the file before its upload
         finishes is detected: the upload is then marked changed, never stored as the same file.
         """
-        return self._log_file(path, name, "file", step, meta, None)
+        self._check_open()
+        return self._artifacts.log_file(path, name, "file", step, meta)
 
     def log_model(
         self,
@@ -223,7 +223,8 @@ class Run:
         meta: Mapping[str, Any] | None = None,
     ) -> ArtifactRecord:
         """Record a model file (kind "model"), with the framework it is for ("pytorch", ...)."""
-        return self._log_file(path, name, "model", step, meta, artifact_call.check_framework(framework))
+        self._check_open()
+        return self._artifacts.log_file(path, name, "model", step, meta, framework)
 
     def log_figure(
         self, figure: Any, name: str, step: int | None = None, meta: Mapping[str, Any] | None = None
@@ -231,76 +232,7 @@ class Run:
         """Record a matplotlib Figure or a PIL Image, rendered now in the format of ``name``'s
         extension (PNG without one)."""
         self._check_open()
-        name = validate_artifact_name(name)
-        checked_step = None if step is None else coerce_step(step)
-        checked_meta = artifact_call.check_meta(meta)
-        upload = artifact_call.new_upload_id()
-        folder = pending_uploads.uploads_dir(self.settings.spool_dir) / pending_uploads.FILES
-        rendered = artifact_call.render_figure(figure, name, folder, upload)
-        try:
-            prepared = artifact_call.check_file(rendered)
-            record = artifact_call.build_record(
-                upload, name, "figure", prepared.size, checked_step, None, checked_meta,
-                artifact_call.figure_media_type(name),
-            )  # fmt: skip
-        except Exception:
-            rendered.unlink(missing_ok=True)
-            raise
-        self._queue_artifact(record, prepared, owned_file=True)
-        return record
-
-    def _log_file(
-        self, path: Any, name: str | None, kind: str, step: Any, meta: Any, framework: str | None
-    ) -> ArtifactRecord:
-        self._check_open()
-        prepared = artifact_call.check_file(path)  # first: "is a directory" says more than a bad basename
-        name = validate_artifact_name(artifact_call.default_name(path) if name is None else name)
-        checked_step = None if step is None else coerce_step(step)
-        checked_meta = artifact_call.check_meta(meta)
-        upload = artifact_call.new_upload_id()
-        record = artifact_call.build_record(upload, name, kind, prepared.size, checked_step, framework, checked_meta)
-        self._queue_artifact(record, prepared, owned_file=False)
-        return record
-
-    def _queue_artifact(self, record: ArtifactRecord, prepared: artifact_call.PreparedFile, owned_file: bool) -> None:
-        """Everything is valid: the pending record to disk, the record to the next batch, the job
-        to the uploader (not in offline mode: `aquarium sync` uploads then)."""
-        settings = self.settings
-        online = settings.mode == "online"
-        with self._artifact_lock:
-            if online and self._uploader is None:
-                self._uploader = uploader.shared()
-            work = self._uploader
-            pending = pending_uploads.PendingUpload(
-                run=self.id,
-                rank=self.rank,
-                upload=record.upload,
-                path=prepared.path,
-                name=record.name,
-                kind=record.kind,
-                size=prepared.size,
-                mtime_ns=prepared.mtime_ns,
-                redis_url=settings.redis_url,
-                prefix=settings.prefix,
-                api_url=env.API_URL.get(),
-                owned_file=owned_file,
-                owner=work.owner_name(settings.spool_dir) if work is not None else "",
-            )
-            try:
-                pending_uploads.write(settings.spool_dir, pending)
-            except OSError as e:
-                logger.warning(
-                    "run %s: artifact %r: could not save its upload record in %s (%s); it is uploaded "
-                    "from memory only, and lost if the process ends first",
-                    self.id,
-                    record.name,
-                    pending_uploads.uploads_dir(settings.spool_dir),
-                    e,
-                )
-            self._event(("artifacts", record))
-            self._shipper.stats.artifacts_logged += 1
-            if work is not None:
-                work.submit(pending, self._shipper.stats, settings.spool_dir)
+        return self._artifacts.log_figure(figure, name, step, meta)
 
     def _check_open(self) -> None:
         if self._finished:
@@ -329,8 +261,7 @@ class Run:
         self._finished = True
         deadline = time.monotonic() + timeout
         report = self._shipper.close(timeout, self.settings.commit_wait)
-        if self._uploader is not None:
-            self._uploader.wait(self.stats, max(0.0, deadline - time.monotonic()))
+        self._artifacts.wait(max(0.0, deadline - time.monotonic()))
         stats = self.stats
         report = self._report = replace(
             report,
@@ -355,7 +286,7 @@ class Run:
                 self.id,
                 report.artifacts_pending,
                 report.artifacts_logged,
-                pending_uploads.uploads_dir(self.settings.spool_dir),
+                self._artifacts.uploads_dir,
             )
         if report.dropped_points:
             logger.warning("run %s: %d points were dropped (see earlier errors)", self.id, report.dropped_points)
