@@ -1,8 +1,8 @@
-"""Artifact uploads: throughput against `cp`, the training process's memory, and what an upload
+"""Artifact uploads as the training process sees them: throughput against `cp`, the training
 costs the training thread's ``log()``.
 
-    python bench/artifacts.py            # a 1 GB file (and 256 MB, for memory), ~1-2 min
-    python bench/artifacts.py --quick    # < 30 s: 100 MB (and 25 MB)
+    python bench/agent_artifacts.py            # a 1 GB file (and 256 MB, for memory), ~1-2 min
+    python bench/agent_artifacts.py --quick    # < 30 s: 100 MB (and 25 MB)
 
 Everything is real: a private redis-server, `aquarium collector --http-port 0` (it advertises its
 API in Redis; the agent is given only the Redis URL), and the training process is a fresh
@@ -335,7 +335,7 @@ def report(results: list[dict[str, Any]], mode: str, wall_s: float) -> None:
     C.emit_json(
         C.clean_nan(
             {
-                "bench": "artifacts",
+                "bench": "agent_artifacts",
                 "mode": mode,
                 "sizes_mb": [r["size"] / MB for r in results],
                 "cp_mb_s": mb / big["cp_s"],
