@@ -25,7 +25,7 @@ import redis
 
 from aquarium.agent.errors import AquariumError
 
-from . import api, demo, doctor, export, runs, serve, sync, tail, up, worker
+from . import api, artifacts, demo, doctor, export, runs, serve, sync, tail, up, worker
 from .redis_server import RedisServerError
 
 __all__ = ["cli", "main"]
@@ -79,6 +79,7 @@ for _command in (
     api.api_command,
     runs.ls_command,
     runs.show,
+    artifacts.artifacts_command,
     tail.tail,
     sync.sync,
     demo.demo,

@@ -93,7 +93,7 @@ def ls_command(
             raise click.BadParameter(str(e), ctx=ctx, param_hint="'--filter'") from e
     runs = page.runs
     if as_json:
-        click.echo(_json(runs))
+        click.echo(strict_json(runs))
         return
     if not runs:
         if page.total:
@@ -179,7 +179,7 @@ def _shown(value: Any) -> str:
     "as_json",
     is_flag=True,
     help="Print one JSON object: id, name, experiment, params, status, ranks, metrics "
-    "(count, last, min, max per key), ... Non-finite numbers are the strings NaN, Infinity, -Infinity.",
+    "(count, last, min, max per key), artifacts, ... Non-finite numbers are the strings NaN, Infinity, -Infinity.",
 )
 @api_url_option
 def show(run_ref: str, data_dir: Path, as_json: bool, api_url: str | None) -> None:
@@ -192,8 +192,10 @@ def show(run_ref: str, data_dir: Path, as_json: bool, api_url: str | None) -> No
         raise click.ClickException(f"no run with id {run_ref!r}: {data_dir} does not exist")
     with open_api(data_dir, api_url) as api:
         run = api.run(find_run(api, run_ref))
+        if as_json:
+            run["artifacts"] = api.artifacts(run["id"])
     if as_json:
-        click.echo(_json(run))
+        click.echo(strict_json(run))
         return
     out = console()
     head = Table.grid(padding=(0, 2))
@@ -319,7 +321,7 @@ def find_run(api: Api, ref: str) -> str:
     return str(matches[0]["id"])
 
 
-def _json(value: Any) -> str:
+def strict_json(value: Any) -> str:
     return json.dumps(_finite(value), indent=2, allow_nan=False)
 
 

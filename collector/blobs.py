@@ -56,6 +56,16 @@ class TruncatedUploadError(BlobError):
         super().__init__(f"the body ended after {received:,} of {expected:,} bytes: nothing was stored")
 
 
+class OversizedUploadError(BlobError):
+    """Raised when an upload sends more bytes than it announced."""
+
+    code = "too_long"
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        super().__init__(f"the body is longer than the announced {expected:,} bytes: nothing was stored")
+
+
 class BlobMissingError(BlobError):
     """Raised when no blob with that sha256 is stored."""
 
@@ -168,7 +178,7 @@ class BlobWriter:
     def write(self, chunk: bytes) -> None:
         assert self._file is not None, "written after commit or discard"
         if self.received + len(chunk) > self.expected_size:
-            raise TruncatedUploadError(self.expected_size, self.received + len(chunk))  # never: HTTP stops at length
+            raise OversizedUploadError(self.expected_size)  # over HTTP, aiohttp stops at Content-Length
         self._hash.update(chunk)
         self._file.write(chunk)
         self.received += len(chunk)

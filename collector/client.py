@@ -8,16 +8,19 @@ DataFrame.
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import importlib.util
 import json
 import os
 import ssl
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlencode, urlsplit
 
+from aquarium.agent.artifact_names import artifact_name_problem
 from aquarium.agent.errors import AquariumError, RunNotFoundError
 
 from .columnar import CONTENT_TYPE as COLUMNS_TYPE
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
     from .store import RunPage, Store, Window
 
 PAGE = 1000  # runs per request when Api.runs() pages through everything
+CHUNK = 1 << 20  # artifact bytes are copied in pieces this large, never whole
 
 
 class ApiError(AquariumError):
@@ -39,11 +43,17 @@ class ApiError(AquariumError):
         super().__init__(f"HTTP {status} ({code}): {reason}")
 
 
+class _Sink(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+
 class _Backend(Protocol):
     def search_runs(self, filter: str | None, sort: str | None, limit: int | None, offset: int) -> RunPage: ...
     def get_run(self, run_id: str) -> dict[str, Any]: ...
     def metric_keys(self, run_id: str) -> list[str]: ...
     def read_window(self, run_id: str, key: str, **options: Any) -> Window: ...
+    def artifacts(self, run_id: str) -> list[dict[str, Any]]: ...
+    def copy_artifact(self, run_id: str, name: str, rank: int | None, out: _Sink) -> str: ...
     def close(self) -> None: ...
 
 
@@ -74,6 +84,18 @@ class _Local:
     def read_window(self, run_id: str, key: str, **options: Any) -> Window:
         options.pop("times", None)  # read with the rest: no cost to drop
         return self.store.read_window(run_id, key, **options)
+
+    def artifacts(self, run_id: str) -> list[dict[str, Any]]:
+        return self.store.artifacts(run_id)
+
+    def copy_artifact(self, run_id: str, name: str, rank: int | None, out: _Sink) -> str:
+        from .blobs import BlobStore
+
+        sha256 = str(self.store.artifact(run_id, name, rank)["sha256"])
+        with BlobStore(self.store.data_dir).open(sha256) as blob:
+            while chunk := blob.read(CHUNK):
+                out.write(chunk)
+        return sha256
 
     def close(self) -> None:
         if self._owned:
@@ -129,6 +151,28 @@ class _Http:
     def _json(self, path: str, query: dict[str, Any] | None = None) -> Any:
         return json.loads(self._get(path, query))
 
+    def _copy(self, path: str, query: dict[str, Any], out: _Sink) -> str:
+        """GET ``path`` into ``out`` piece by piece; returns the ETag. The connection is closed
+        unless the whole body was read (a half-read answer would corrupt the next one)."""
+        params = {k: v for k, v in query.items() if v is not None}
+        target = self._base + path + ("?" + urlencode(params) if params else "")
+        conn = self._connection()
+        complete = False
+        try:
+            conn.request("GET", target, headers=self._headers)
+            response = conn.getresponse()
+            if response.status >= 400:
+                body = response.read()
+                complete = True
+                raise _error(response.status, body)
+            while chunk := response.read(CHUNK):
+                out.write(chunk)
+            complete = True
+            return str(response.getheader("ETag", "")).strip('"')
+        finally:
+            if not complete:
+                self.close()
+
     def search_runs(self, filter: str | None, sort: str | None, limit: int | None, offset: int) -> RunPage:
         from .store import RunPage
 
@@ -150,6 +194,13 @@ class _Http:
         query = {**options, "format": "columns", "times": None if times else "0"}
         return decode_window(self._get(path, query, accept=COLUMNS_TYPE))
 
+    def artifacts(self, run_id: str) -> list[dict[str, Any]]:
+        return list(self._json(f"/api/runs/{quote(run_id, safe='')}/artifacts")["artifacts"])
+
+    def copy_artifact(self, run_id: str, name: str, rank: int | None, out: _Sink) -> str:
+        path = f"/api/runs/{quote(run_id, safe='')}/artifacts/{quote(name, safe='/')}"
+        return self._copy(path, {"rank": rank}, out)
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
@@ -163,8 +214,15 @@ def _error(status: int, body: bytes) -> AquariumError:
         code, reason = str(answer.get("code", "")), str(answer.get("error", ""))
     except (ValueError, AttributeError):
         return ApiError(status, "http", body[:200].decode(errors="replace"))
-    if code == "unknown_run":
+    if code in ("unknown_run", "run_not_found"):
         return RunNotFoundError(str(answer.get("run", reason)))
+    if code in ("unknown_artifact", "artifact_pending"):
+        from .store import ArtifactNotFoundError, ArtifactPendingError
+
+        run, name, rank = str(answer.get("run")), str(answer.get("name")), answer.get("rank")
+        if code == "unknown_artifact":
+            return ArtifactNotFoundError(run, name, rank)
+        return ArtifactPendingError(run, name, rank)
     if code == "unknown_key":
         from .store import KeyNotFoundError
 
@@ -179,9 +237,13 @@ def _error(status: int, body: bytes) -> AquariumError:
     return ApiError(status, code, reason)
 
 
+class DownloadError(AquariumError):
+    """Raised when an artifact cannot be written where it was asked for, or arrived damaged."""
+
+
 class Api:
-    """Read runs and series: ``Api("aquarium_data")``, ``Api("http://host:8054", token=...)``,
-    or ``Api(store)`` over a Store this process has open (left open by ``close()``)."""
+    """Read runs, series and artifacts: ``Api("aquarium_data")``, ``Api("http://host:8054",
+    token=...)``, or ``Api(store)`` over a Store this process has open (left open by ``close()``)."""
 
     def __init__(
         self, target: str | os.PathLike[str] | Store = "aquarium_data", token: str | None = None, timeout: float = 60.0
@@ -274,6 +336,42 @@ class Api:
         frame.index.name = "step"
         return frame
 
+    # -- artifacts -----------------------------------------------------------------------------
+    def artifacts(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's artifacts in the order logged: upload, name, kind, rank, size, sha256 (None
+        while pending), step, framework, media_type, meta, logged_at, state (pending, stored, changed)."""
+        return self._backend.artifacts(run_id)
+
+    def download_artifact(
+        self, run_id: str, name: str, dest: str | os.PathLike[str] = ".", rank: int | None = None
+    ) -> Path:
+        """Write the latest artifact ``name`` (of ``rank``, else of any rank) under the directory
+        ``dest``, at its name's relative path; returns the file's path.
+
+        The bytes go to a temporary file in ``dest``, are checked against the artifact's
+        sha256, then renamed into place: a failed download leaves nothing, and a symlink at the
+        target is replaced, never written through. A name that would leave ``dest`` is refused.
+        Raises RunNotFoundError, ArtifactNotFoundError, ArtifactPendingError, DownloadError."""
+        root = Path(dest)
+        target = _target_under(root, name)
+        root.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=".aquarium-download-", dir=root)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                sink = _Hashing(out)
+                expected = self._backend.copy_artifact(run_id, name, rank, sink)
+                out.flush()
+                os.fsync(out.fileno())
+            if sink.hexdigest() != expected:
+                raise DownloadError(f"{name!r} arrived with sha256 {sink.hexdigest()}, not {expected}: not written")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target = _target_under(root, name)  # again: a directory on the way may be a symlink out of dest
+            os.replace(temp, target)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+        return target
+
     # -- lifetime ------------------------------------------------------------------------------
     def close(self) -> None:
         self._backend.close()
@@ -286,6 +384,33 @@ class Api:
 
     def __repr__(self) -> str:
         return f"Api({self.target!r})"
+
+
+class _Hashing:
+    """A binary file that hashes what is written to it."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self._out, self._hash = out, hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self._hash.update(data)
+        return self._out.write(data)
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+def _target_under(dest: Path, name: str) -> Path:
+    """``dest / name``, refused unless ``name`` is a valid artifact name and its directory
+    (symlinks resolved) lies under ``dest``."""
+    problem = artifact_name_problem(name)
+    if problem is not None:
+        raise DownloadError(f"not an artifact name {name!r}: {problem}")
+    root = dest.resolve()
+    target = root.joinpath(*name.split("/"))
+    if not target.parent.resolve().is_relative_to(root):  # the file itself is replaced, never followed
+        raise DownloadError(f"refusing to write {name!r}: it would land outside {root}")
+    return target
 
 
 TIME_COLUMNS = ("created_at", "updated_at", "started_at", "ended_at")

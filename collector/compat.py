@@ -58,6 +58,12 @@ class StoredExperiment(MetricHistoryReads):
     def metrics_history(self) -> list[dict[str, Any]]:
         return self._entries()
 
+    @property
+    def artifacts(self) -> list[dict[str, Any]]:
+        """What the experiment logged with ``log_artifact``/``log_model``/``log_figure``, in order:
+        name, kind, size, sha256, state, ... (``aquarium artifacts RUN --get NAME`` fetches one)."""
+        return self._store.artifacts(self.experiment_id)
+
 
 class ExperimentManager:
     """Seed-compatible manager over the data dir's store."""

@@ -19,11 +19,12 @@ import asyncio
 import json
 import logging
 import os
-from functools import partial
+from collections.abc import Awaitable, Callable
+from functools import partial, wraps
 from typing import Any
 from urllib.parse import quote
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from aquarium.agent.errors import RunNotFoundError
@@ -33,6 +34,7 @@ from aquarium.collector.store import Store, UploadConflictError
 
 from .errors import error_response
 from .keys import BLOBS, SETTINGS, STORE
+from .routes import int_param, json_safe
 
 log = logging.getLogger("aquarium.collector.api.artifacts")
 
@@ -51,8 +53,14 @@ class _Refused(Exception):
 
 
 def _json(body: dict[str, Any], status: int = 200) -> web.Response:
-    """JSON with ``<``, ``>`` and ``&`` escaped: names are data, never markup, wherever the text lands."""
-    text = json.dumps(body).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    """JSON with ``<``, ``>`` and ``&`` escaped (names are data, never markup, wherever the text
+    lands) and NaN or infinities in ``meta`` as null (JSON has neither)."""
+    text = (
+        json.dumps(json_safe(body), allow_nan=False)
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+    )
     return web.Response(text=text, status=status, content_type="application/json")
 
 
@@ -80,15 +88,34 @@ def _upload_id(request: web.Request) -> tuple[str, str]:
 def _too_large(request: web.Request, size: int) -> None:
     limit = request.app[SETTINGS].max_artifact_bytes
     if size > limit:
-        raise _Refused(
-            error_response(
-                413,
-                "too_large",
-                f"an artifact of {size:,} bytes exceeds this API's limit of {limit:,} bytes "
-                "(AQUARIUM_API_MAX_ARTIFACT_BYTES on the collector)",
-                limit=limit,
-            )
-        )
+        raise _Refused(_too_large_response(size, limit))
+
+
+def _too_large_response(size: int, limit: int) -> web.Response:
+    return error_response(
+        413,
+        "too_large",
+        f"an artifact of {size:,} bytes exceeds this API's limit of {limit:,} bytes "
+        "(AQUARIUM_API_MAX_ARTIFACT_BYTES on the collector)",
+        limit=limit,
+    )
+
+
+async def _expect_upload(request: web.Request) -> web.StreamResponse | None:
+    """``Expect: 100-continue`` (curl sends it for large bodies): an upload over the limit is
+    refused before the client sends a byte of it; otherwise the client is told to go on."""
+    size, limit = request.content_length, request.app[SETTINGS].max_artifact_bytes
+    if size is not None and size > limit:
+        response = _too_large_response(size, limit)
+        response.force_close()
+        return response
+    expect = request.headers.get("Expect", "")
+    if request.version == HttpVersion11:
+        if expect.lower() != "100-continue":
+            raise web.HTTPExpectationFailed(text=f"unknown Expect: {expect[:100]}")
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # as aiohttp's own handler: the answer's body has not begun
+    return None
 
 
 async def _completed(store: Store, run_id: str, upload: str, sha256: str) -> web.Response | None:
@@ -122,21 +149,23 @@ async def _complete(store: Store, run_id: str, upload: str, sha256: str, size: i
         raise _Refused(error_response(409, "upload_conflict", str(e))) from None
 
 
-def _refusals(handler: Any, unread_body: bool = False) -> Any:
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def _refusals(handler: Handler, unread_body: bool = False) -> Handler:
     """Answer a _Refused with its response. With ``unread_body``, any answer but 201 closes the
     connection: a refused upload's body is never read (aiohttp would otherwise drain it)."""
 
-    async def wrapped(request: web.Request) -> web.StreamResponse:
+    @wraps(handler)
+    async def wrapped(request: web.Request) -> web.Response:
         try:
-            response: web.StreamResponse = await handler(request)
+            response = await handler(request)
         except _Refused as refused:
             response = refused.response
         if unread_body and response.status != 201:
             response.force_close()
         return response
 
-    wrapped.__name__ = handler.__name__
-    wrapped.__doc__ = handler.__doc__
     return wrapped
 
 
@@ -164,7 +193,7 @@ async def link(request: web.Request) -> web.Response:
     return _json({"state": await _complete(store, run_id, upload, sha256, size, changed)})
 
 
-@artifact_routes.put("/api/runs/{run_id}/artifacts/{upload}/content")
+@artifact_routes.put("/api/runs/{run_id}/artifacts/{upload}/content", expect_handler=_expect_upload)
 @partial(_refusals, unread_body=True)
 async def content(request: web.Request) -> web.Response:
     """The bytes, with ``Content-Length`` and ``X-Aquarium-Sha256``: streamed to a temporary
@@ -193,6 +222,11 @@ async def content(request: web.Request) -> web.Response:
         await asyncio.to_thread(writer.commit)  # TruncatedUploadError when the body ended early
     except BlobError as e:
         return error_response(400, e.code, str(e))
+    except OSError as e:  # the disk is full or failing: the client retries later, or elsewhere
+        log.error("upload %s of run %s could not be written: %s", upload, run_id, e)
+        return error_response(
+            503, "storage_unavailable", f"the collector cannot store the bytes now ({e.strerror or e})"
+        )
     finally:
         writer.discard()  # nothing when committed: the temporary file is gone either way
     return _json({"state": await _complete(store, run_id, upload, sha256, size, changed)}, status=201)
@@ -208,8 +242,6 @@ async def list_artifacts(request: web.Request) -> web.Response:
 async def download(request: web.Request) -> web.StreamResponse:
     """The latest artifact of that name (``?rank=N``: of that rank): its bytes as its media type,
     an attachment (inline for raster images), ETag = its sha256."""
-    from .routes import int_param
-
     store, run_id, name = request.app[STORE], request.match_info["run_id"], request.match_info["name"]
     rank = int_param(request, "rank", None, minimum=0)
     found = await asyncio.to_thread(store.artifact, run_id, name, rank)

@@ -65,7 +65,8 @@ def document() -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "responses": {
                 "Error": {
-                    "description": "400 bad query or parameter, 401/403 token, 404 unknown run or key, 413 too large.",
+                    "description": "400 bad query or parameter, 401/403 token, 404 unknown run or key, 413 too large, "
+                    "503 unavailable here.",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
                 }
             },
@@ -150,11 +151,126 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            **artifact_paths(),
             "/metrics": {
                 "get": {
                     "summary": "The collector's counters (Prometheus text format)",
                     "responses": {"200": {"description": "text"}},
                 }
             },
+        },
+    }
+
+
+UPLOAD = _param("upload", "path", {"type": "string", "pattern": "^[0-9a-f]{32}$"}, "The record's upload id.")
+SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+STATE = {
+    "description": "The upload is complete",
+    "content": {
+        "application/json": {"schema": {"type": "object", "properties": {"state": {"enum": ["stored", "changed"]}}}}
+    },
+}
+
+
+def artifact_paths() -> dict[str, Any]:
+    """Uploads (agents; only on a collector's API, else 503) and reads; see docs/artifacts.md."""
+    artifact = {
+        "type": "object",
+        "properties": {
+            "upload": {"type": "string"},
+            "name": {"type": "string"},
+            "kind": {"enum": ["file", "model", "figure"]},
+            "rank": {"type": "integer"},
+            "size": {"type": "integer"},
+            "sha256": {"oneOf": [SHA256, {"type": "null"}]},
+            "step": {"type": ["integer", "null"]},
+            "framework": {"type": ["string", "null"]},
+            "media_type": {"type": "string"},
+            "meta": {"type": "object"},
+            "logged_at": {"type": "number"},
+            "state": {"enum": ["pending", "stored", "changed"]},
+        },
+    }
+    return {
+        "/api/runs/{run_id}/artifacts/{upload}/link": {
+            "post": {
+                "summary": "Complete an upload with a blob already stored (no bytes sent); 404 blob_missing: PUT it",
+                "parameters": [RUN_ID, UPLOAD],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["sha256", "size"],
+                                "properties": {
+                                    "sha256": SHA256,
+                                    "size": {"type": "integer", "minimum": 0},
+                                    "changed": {"type": "boolean"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {"200": STATE, "400": ERROR, "404": ERROR, "409": ERROR, "413": ERROR, "503": ERROR},
+            }
+        },
+        "/api/runs/{run_id}/artifacts/{upload}/content": {
+            "put": {
+                "summary": "The artifact's bytes, streamed and verified against X-Aquarium-Sha256",
+                "parameters": [
+                    RUN_ID,
+                    UPLOAD,
+                    _param("X-Aquarium-Sha256", "header", SHA256, "The body's sha256.", required=True),
+                    _param("X-Aquarium-Changed", "header", {"enum": ["0", "1"]}, "1: the file changed since the call."),
+                    _param("Content-Length", "header", {"type": "integer"}, "Required (no chunked bodies).", True),
+                ],
+                "requestBody": {"required": True, "content": {"application/octet-stream": {}}},
+                "responses": {
+                    "201": STATE,
+                    "200": {"description": "Already completed with these bytes (idempotent)"},
+                    "400": ERROR,
+                    "404": ERROR,
+                    "409": ERROR,
+                    "411": ERROR,
+                    "413": ERROR,
+                    "503": ERROR,
+                },
+            }
+        },
+        "/api/runs/{run_id}/artifacts": {
+            "get": {
+                "summary": "The run's artifacts in the order logged, each pending, stored or changed",
+                "parameters": [RUN_ID],
+                "responses": {
+                    "200": {
+                        "description": "{artifacts}",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {"artifacts": {"type": "array", "items": artifact}},
+                                }
+                            }
+                        },
+                    },
+                    "404": ERROR,
+                },
+            }
+        },
+        "/api/runs/{run_id}/artifacts/{name}": {
+            "get": {
+                "summary": "The latest artifact of that name: its bytes, as its media type, ETag = sha256",
+                "parameters": [
+                    RUN_ID,
+                    _param("name", "path", {"type": "string"}, "The artifact's name (may contain '/')."),
+                    _param("rank", "query", {"type": "integer", "minimum": 0}, "That rank's artifact."),
+                ],
+                "responses": {
+                    "200": {"description": "the bytes", "content": {"*/*": {}}},
+                    "404": ERROR,
+                    "403": ERROR,
+                },
+            }
         },
     }

@@ -58,6 +58,8 @@ def store_samples(store: Store) -> Source:
         yield Sample("aquarium_store_bytes", "gauge", "Size of the store's SQLite files.", size)
         waiting = len(store.waiting_spool_files())
         yield Sample("aquarium_spool_files_waiting", "gauge", "Spool files in the data dir not yet ingested.", waiting)
+        pending = store.pending_artifacts()
+        yield Sample("aquarium_artifacts_pending", "gauge", "Artifact records whose bytes have not arrived.", pending)
 
     return samples
 

@@ -243,6 +243,10 @@ class Store:
             raise ArtifactPendingError(run_id, name, found["rank"])
         return found
 
+    def pending_artifacts(self) -> int:
+        """How many artifact records, in every run, still wait for their bytes."""
+        return _artifacts.pending_count(self._reader())
+
     def upload_state(self, run_id: str, upload: str) -> tuple[str, str | None]:
         """(state, sha256) of an upload: ``pending`` and None until it completed; RunNotFoundError."""
         conn = self._reader()

@@ -186,6 +186,15 @@ def find_artifact(conn: sqlite3.Connection, run_id: str, name: str, rank: int | 
     return _artifact(row)
 
 
+def pending_count(conn: sqlite3.Connection) -> int:
+    """Records, across runs, whose bytes have not arrived."""
+    row = conn.execute(
+        """SELECT count(*) FROM artifacts a
+           WHERE NOT EXISTS (SELECT 1 FROM artifact_uploads u WHERE u.run_id = a.run_id AND u.upload = a.upload)"""
+    ).fetchone()
+    return int(row[0])
+
+
 def delete_run_artifacts(conn: sqlite3.Connection, run_id: str) -> None:
     """Forget a deleted run's artifacts (their blobs stay: other runs may hold the same bytes)."""
     conn.execute("DELETE FROM artifacts WHERE run_id = ?", (run_id,))

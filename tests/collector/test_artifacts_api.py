@@ -8,9 +8,12 @@ blob directory hold.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import json
+import math
 import os
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -24,7 +27,7 @@ from batches import make_batch
 from aquarium.agent.wire import ArtifactRecord, Batch, BatchId, pack_batch, unpack_batch
 from aquarium.collector import Store
 from aquarium.collector.api import ApiConfigError, ApiSettings, create_app
-from aquarium.collector.blobs import BlobStore
+from aquarium.collector.blobs import BlobStore, BlobWriter
 
 Check = Callable[[TestClient[Any, Any]], Awaitable[None]]
 
@@ -427,3 +430,142 @@ def test_a_read_only_api_refuses_uploads_with_503_and_still_serves_downloads(sto
 
 async def _put_ok(client: TestClient[Any, Any], upload: str, data: bytes) -> None:
     assert (await put(client, upload, data)).status == 201
+
+
+def test_every_artifact_route_is_in_the_openapi_document(store: Store) -> None:
+    app = create_app(store)
+    routes = {
+        (route.method.lower(), re.sub(r"\{(\w+):[^}]+\}", r"{\1}", route.resource.canonical))
+        for route in app.router.routes()
+        if route.resource is not None and "/artifacts" in route.resource.canonical and route.method != "HEAD"
+    }
+    assert len(routes) == 4
+
+    async def check(client: TestClient[Any, Any]) -> None:
+        doc = await (await client.get("/api/openapi.json")).json()
+        documented = {(method, path) for path, item in doc["paths"].items() for method in item}
+        assert routes <= documented
+
+    serve(store, check)
+
+
+def test_a_disk_that_cannot_take_the_bytes_is_a_503_and_leaves_nothing(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start_run(store)
+    data = b"no room"
+    rec = record("a.bin", data)
+
+    def full(self: BlobWriter, chunk: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(BlobWriter, "write", full)
+
+    async def check(client: TestClient[Any, Any]) -> None:
+        r = await put(client, rec.upload, data)
+        assert r.status == 503
+        body = await r.json()
+        assert body["code"] == "storage_unavailable" and "No space left" in body["error"]
+
+    serve(store, check)
+    assert temp_files(store) == [] and blob_files(store) == []
+    assert store.upload_state("r1", rec.upload) == ("pending", None)
+
+
+def test_head_of_a_download_sends_the_headers_only(store: Store) -> None:
+    start_run(store)
+    data = b"head me"
+    rec = record("h.txt", data)
+    ingest_records(store, rec)
+
+    async def check(client: TestClient[Any, Any]) -> None:
+        assert (await put(client, rec.upload, data)).status == 201
+        r = await client.head("/api/runs/r1/artifacts/h.txt")
+        assert r.status == 200 and r.headers["ETag"] == f'"{sha(data)}"'
+        assert int(r.headers["Content-Length"]) == len(data) and await r.read() == b""
+
+    serve(store, check)
+
+
+def test_metrics_count_the_artifacts_waiting_for_their_bytes(store: Store) -> None:
+    start_run(store)
+    data = b"one of two"
+    done, waiting = record("done.bin", data), record("waiting.bin", data)
+    ingest_records(store, done, waiting)
+
+    async def pending(client: TestClient[Any, Any]) -> int:
+        text = await (await client.get("/metrics")).text()
+        return int(
+            next(line for line in text.splitlines() if line.startswith("aquarium_artifacts_pending ")).split()[1]
+        )
+
+    async def check(client: TestClient[Any, Any]) -> None:
+        assert await pending(client) == 2
+        assert (await put(client, done.upload, data)).status == 201
+        assert await pending(client) == 1
+
+    serve(store, check)
+
+
+def test_an_empty_file_is_an_artifact_too(store: Store) -> None:
+    start_run(store)
+    rec = record("empty.txt", b"")
+    ingest_records(store, rec)
+
+    async def check(client: TestClient[Any, Any]) -> None:
+        r = await put(client, rec.upload, b"")
+        assert r.status == 201 and (await r.json())["state"] == "stored"
+        r = await client.get("/api/runs/r1/artifacts/empty.txt")
+        assert r.status == 200 and await r.read() == b""
+
+    serve(store, check)
+    assert len(blob_files(store)) == 1
+
+
+def test_non_finite_meta_values_are_null_in_strict_json(store: Store) -> None:
+    start_run(store)
+    ingest_records(store, record("m.bin", b"m", meta={"loss": math.nan, "best": math.inf, "ok": 1.5}))
+
+    async def check(client: TestClient[Any, Any]) -> None:
+        text = await (await client.get("/api/runs/r1/artifacts")).text()
+        assert "NaN" not in text and "Infinity" not in text
+        assert json.loads(text)["artifacts"][0]["meta"] == {"loss": None, "best": None, "ok": 1.5}
+
+    serve(store, check)
+
+
+async def _raw_put_with_expect(client: TestClient[Any, Any], upload: str, data: bytes) -> tuple[bytes, bytes]:
+    """A PUT with ``Expect: 100-continue`` the way curl sends it: headers, wait for the interim
+    answer, body only after ``100 Continue``. Returns (the first answer, the final answer)."""
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    try:
+        writer.write(
+            (
+                f"PUT /api/runs/r1/artifacts/{upload}/content HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                f"Content-Length: {len(data)}\r\nX-Aquarium-Sha256: {sha(data)}\r\n\r\n"
+            ).encode()
+        )
+        await writer.drain()
+        first = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        if not first.startswith(b"HTTP/1.1 100"):
+            return first, b""
+        writer.write(data)
+        await writer.drain()
+        final = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        return first, final
+    finally:
+        writer.close()
+
+
+def test_expect_100_continue_refuses_an_oversized_upload_before_its_body_is_sent(store: Store) -> None:
+    start_run(store)
+    small, big = b"s" * 500, b"b" * 2000
+
+    async def check(client: TestClient[Any, Any]) -> None:
+        first, _ = await _raw_put_with_expect(client, uuid.uuid4().hex, big)
+        assert first.startswith(b"HTTP/1.1 413")
+        first, final = await _raw_put_with_expect(client, uuid.uuid4().hex, small)
+        assert first.startswith(b"HTTP/1.1 100 Continue") and final.startswith(b"HTTP/1.1 201")
+
+    serve(store, check, ApiSettings(max_artifact_bytes=1000))
+    assert len(blob_files(store)) == 1

@@ -11,13 +11,18 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import redis
 from aiohttp import web
 from batches import make_batch
+from ledger import KEYS, CollectorThread, wait_until
 
-from aquarium.agent.wire import ArtifactRecord, Batch, BatchId
-from aquarium.collector import Store
+from aquarium.agent.wire import ArtifactRecord, Batch, BatchId, pack_batch
+from aquarium.cli.api import start_beside
+from aquarium.collector import Api, Store
+from aquarium.collector.advertise import api_key
 from aquarium.collector.api import ApiServer, ApiSettings, create_app
 
 TOKEN = "s3cret-token"
@@ -122,3 +127,33 @@ def test_a_200_mb_upload_streams_to_disk_and_the_body_is_never_read_whole(
             f"\n200 MB upload: RSS before {before / 1024:.0f} MiB, peak during {peak / 1024:.0f} MiB, "
             f"after {after / 1024:.0f} MiB (peak - before: {(peak - before) / 1024:+.0f} MiB)"
         )
+
+
+def test_end_to_end_record_through_the_stream_bytes_to_the_advertised_api(
+    client: redis.Redis, redis_url: str, data_dir: Path, tmp_path: Path
+) -> None:
+    """What an agent does: the record in a batch on the stream, the API found in Redis, link
+    (blob missing), PUT; then anyone downloads the bytes through the same API."""
+    data = os.urandom(2 << 20)
+    digest = hashlib.sha256(data).hexdigest()
+    rec = ArtifactRecord(uuid.uuid4().hex, "out/model.bin", "model", len(data), 1.7e9, framework="pytorch")
+    with CollectorThread(redis_url, data_dir) as running:
+        server = start_beside(running.collector, "127.0.0.1", 0)
+        try:
+            client.xadd(KEYS.stream, {"b": pack_batch(Batch(BatchId("e2e", 0, "inc-a", 0), artifacts=[rec]))})
+            wait_until(lambda: running.collector.stats.stored == 1, "the record stored")
+            url = urlsplit(client.hget(api_key(KEYS), "url").decode())
+            assert url.port == server.port
+            base = f"/api/runs/e2e/artifacts/{rec.upload}"
+            link = json.dumps({"sha256": digest, "size": len(data), "changed": False})
+            headers = {"Content-Type": "application/json"}
+            assert request(server, "POST", base + "/link", link, headers)[1]["code"] == "blob_missing"
+            put_headers = {"Content-Length": str(len(data)), "X-Aquarium-Sha256": digest}
+            assert request(server, "PUT", base + "/content", data, put_headers) == (201, {"state": "stored"})
+            with Api(server.url) as api:
+                [listed] = api.artifacts("e2e")
+                assert (listed["state"], listed["sha256"], listed["framework"]) == ("stored", digest, "pytorch")
+                path = api.download_artifact("e2e", "out/model.bin", tmp_path / "got")
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+        finally:
+            server.stop()

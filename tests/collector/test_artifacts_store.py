@@ -183,3 +183,17 @@ def test_a_forged_batch_with_a_path_traversal_name_is_dead_lettered(
         with pytest.raises(RunNotFoundError):
             store.artifacts("evil")
         assert [a["name"] for a in store.artifacts("fine")] == ["good.txt"]
+
+
+def test_the_seeds_experiment_manager_lists_an_experiments_artifacts(data_dir: Path) -> None:
+    from aquarium.collector import ExperimentManager
+
+    rec = record("model.h5", kind="model", framework="tensorflow")
+    with Store(data_dir) as store:
+        store.ingest([artifact_batch(0, rec, run="seed-run")])
+    with ExperimentManager(data_dir) as manager:
+        experiment = manager.get_experiment("seed-run")
+        assert experiment is not None
+        assert [(a["name"], a["kind"], a["framework"]) for a in experiment.artifacts] == [
+            ("model.h5", "model", "tensorflow")
+        ]
