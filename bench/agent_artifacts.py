@@ -1,5 +1,5 @@
-"""Artifact uploads as the training process sees them: throughput against `cp`, the training
-costs the training thread's ``log()``.
+"""Artifact uploads as the training process sees them: throughput against `cp`, its memory, and
+what an upload costs the training thread's ``log()`` (the collector's side: bench/artifacts.py).
 
     python bench/agent_artifacts.py            # a 1 GB file (and 256 MB, for memory), ~1-2 min
     python bench/agent_artifacts.py --quick    # < 30 s: 100 MB (and 25 MB)

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import pytest
 from ledger import wait_until
 
 from aquarium.agent import pending_uploads
+from aquarium.collector import Api
 
 AQUARIUM = [sys.executable, "-P", "-c", "from aquarium.cli import main; main()"]
 AGENT = """
@@ -123,15 +123,14 @@ def _finished(proc: subprocess.Popen[str]) -> dict[str, int]:
     return result
 
 
-def _get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=30) as response:
-        body: bytes = response.read()
-        return body
-
-
 def _listed(api: str, run: str) -> list[dict[str, Any]]:
-    artifacts: list[dict[str, Any]] = json.loads(_get(f"{api}/api/runs/{run}/artifacts"))["artifacts"]
-    return artifacts
+    with Api(api) as client:
+        return client.artifacts(run)
+
+
+def _download(api: str, run: str, name: str, dest: Path, rank: int | None = None) -> bytes:
+    with Api(api) as client:
+        return client.download_artifact(run, name, dest, rank=rank).read_bytes()
 
 
 def _blobs(data_dir: Path) -> list[Path]:
@@ -179,9 +178,12 @@ def test_four_ranks_upload_shared_and_own_files_stored_once(
     assert {a["kind"] for a in models} == {"model"} and {a["framework"] for a in models} == {"pytorch"}
     assert {a["sha256"] for a in models} == {hashlib.sha256(model.read_bytes()).hexdigest()}
     for rank in range(4):
-        assert _get(f"{collector.url}/api/runs/e2e-ranks/artifacts/model.pt?rank={rank}") == model.read_bytes()
-        got = _get(f"{collector.url}/api/runs/e2e-ranks/artifacts/own/rank{rank}.bin?rank={rank}")
-        assert got == own[rank].read_bytes()
+        dest = tmp_path / f"download{rank}"
+        assert _download(collector.url, "e2e-ranks", "model.pt", dest, rank) == model.read_bytes()
+        assert _download(collector.url, "e2e-ranks", f"own/rank{rank}.bin", dest, rank) == own[rank].read_bytes()
+        assert (dest / "own" / f"rank{rank}.bin").is_file()
+    with Api(store_dir) as local:  # the same, read from the collector's data dir
+        assert len(local.artifacts("e2e-ranks")) == 8
     assert len(_blobs(store_dir)) == 5  # the model once, each rank's own file once
 
 
@@ -226,8 +228,8 @@ def test_a_pending_upload_survives_the_process_and_sync_completes_it(
     assert pending_uploads.read_all(agent_dir / "spool")[0] == []
     listed = {a["name"]: a for a in _listed(collector.url, "e2e-later")}
     assert listed["weights.bin"]["state"] == "stored" and listed["notes.txt"]["state"] == "changed"
-    assert _get(f"{collector.url}/api/runs/e2e-later/artifacts/weights.bin") == data.read_bytes()
-    assert _get(f"{collector.url}/api/runs/e2e-later/artifacts/notes.txt") == b"after the process ended"
+    assert _download(collector.url, "e2e-later", "weights.bin", tmp_path / "got") == data.read_bytes()
+    assert _download(collector.url, "e2e-later", "notes.txt", tmp_path / "got") == b"after the process ended"
 
 
 def test_sync_names_each_upload_it_cannot_complete(tmp_path: Path, redis_url: str) -> None:

@@ -1,5 +1,5 @@
-"""bench/agent_artifacts.py --quick end to end (a real redis-server and `aquarium collector --http-port`):
-it runs, every upload completes, the training process's memory does not follow the file size,
+"""bench/agent_artifacts.py --quick end to end (a real redis-server and `aquarium collector
+--http-port`): it runs, every upload completes, the training process's memory does not follow the file size,
 and the last line of stdout is the JSON object of headline figures."""
 
 from __future__ import annotations
