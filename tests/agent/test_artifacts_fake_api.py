@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import ssl
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -31,7 +32,9 @@ class Seen:
 class FakeArtifactApi:
     """``faults[route]``: (status, code) answers given before the normal behaviour."""
 
-    def __init__(self, token: str = "", max_bytes: int = 1 << 40, port: int = 0) -> None:
+    def __init__(
+        self, token: str = "", max_bytes: int = 1 << 40, port: int = 0, tls: tuple[str, str] | None = None
+    ) -> None:
         self.token = token
         self.max_bytes = max_bytes
         self.faults: dict[str, deque[tuple[int, str]]] = {"link": deque(), "content": deque()}
@@ -41,11 +44,17 @@ class FakeArtifactApi:
         self.changed = threading.Condition()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
+        self.scheme = "http"
+        if tls is not None:  # (certificate, key) files
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self.scheme = "https"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self._server.server_address[1]}"
 
     def start(self) -> "FakeArtifactApi":
         self._thread.start()
