@@ -27,6 +27,7 @@ from . import env
 from . import pending_uploads as pending
 from .artifact_http import ContentChanged, Endpoint, Refused, RetryLater
 from .pending_uploads import PendingUpload
+from .redis_keys import RedisKeys
 from .stats import ShipperStats
 
 log = logging.getLogger("aquarium.agent.uploader")
@@ -41,7 +42,7 @@ Progress = Callable[[int], None]
 
 def api_key(prefix: str) -> str:
     """Redis hash a collector serving the HTTP API writes: field ``url``."""
-    return f"{prefix}:api"
+    return RedisKeys(prefix).api
 
 
 class ApiLocator:
