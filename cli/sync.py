@@ -41,7 +41,10 @@ if TYPE_CHECKING:
     type=click.FloatRange(min=0),
     default=10.0,
     show_default=True,
-    help="Seconds to wait for a collector to commit what was sent; 0 sends and keeps the files.",
+    help=(
+        "Seconds to wait for a collector to commit what was sent, and to retry uploads that cannot be done "
+        "yet; 0 sends and keeps the files, and tries each upload once."
+    ),
 )
 def sync(
     spool_dir: Path | None,
