@@ -199,7 +199,11 @@ class Uploader:
         with self._cond:
             lock = self._locks.get(spool_dir)
             if lock is None:
-                lock = self._locks[spool_dir] = pending.OwnerLock(spool_dir)
+                try:
+                    lock = self._locks[spool_dir] = pending.OwnerLock(spool_dir)
+                except OSError as e:  # the records then have no owner: sync may upload them too (harmless)
+                    log.warning("cannot create the uploader's lock file in %s (%s)", spool_dir, e)
+                    return ""
             return lock.name
 
     def submit(self, record: PendingUpload, stats: ShipperStats, spool_dir: Path) -> None:

@@ -197,3 +197,21 @@ def test_offline_runs_leave_every_upload_to_sync(tmp_path: Path, api: FakeArtifa
     assert kept.upload == record.upload and kept.size == 100 and kept.failed is None
     raw = json.loads(pending_uploads.record_path(run.settings.spool_dir, record.upload).read_text())
     assert raw["run"] == run.id and raw["path"] == str((tmp_path / "model.bin").resolve())
+
+
+def test_an_unwritable_spool_dir_still_uploads_from_memory(
+    tmp_path: Path, redis_url: str, api: FakeArtifactApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the spool dir's parent should be")
+    path = _file(tmp_path, size=100)
+    run = aq.init(
+        experiment="artifacts", redis_url=redis_url, spool_dir=str(blocker / "spool"), data_dir=tmp_path / "d",
+        commit_wait=0.0,
+    )  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="aquarium.agent"):
+        run.log_artifact(path)
+        report = run.finish(timeout=30)
+    assert report.artifacts_uploaded == 1
+    assert "could not save its upload record" in caplog.text and "lost if the process ends first" in caplog.text
+    assert api.blobs[hashlib.sha256(path.read_bytes()).hexdigest()] == path.read_bytes()
