@@ -25,7 +25,7 @@ import redis
 
 from aquarium.agent.errors import AquariumError
 
-from . import api, artifacts, demo, doctor, export, runs, serve, sync, tail, up, worker
+from . import api, artifacts, demo, doctor, export, imports, runs, serve, sync, tail, up, worker
 from .redis_server import RedisServerError
 
 __all__ = ["cli", "main"]
@@ -85,9 +85,11 @@ for _command in (
     demo.demo,
     doctor.doctor_command,
     export.export,
+    imports.import_group,
     worker.worker,
 ):
     cli.add_command(_command)
+export.export.add_command(imports.export_seed_command)  # belongs in cli/export.py with the other targets
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""`aquarium export mlflow|tensorboard|json|csv RUN...`: export runs through RQ jobs or in-process."""
+"""`aquarium export mlflow|tensorboard|wandb|json|csv RUN...`: export runs through RQ jobs or in-process."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def common(f: F) -> F:
 
 @click.group("export")
 def export() -> None:
-    """Export runs to MLflow, TensorBoard, JSON or CSV, with a kept/not-kept report per run."""
+    """Export runs to MLflow, TensorBoard, W&B, JSON or CSV, with a kept/not-kept report per run."""
 
 
 @export.command("mlflow")
@@ -49,6 +49,24 @@ def mlflow_command(tracking_uri: str, **kw: Any) -> None:
 def tensorboard_command(log_dir: Path, **kw: Any) -> None:
     """Write RUN... as TensorBoard event files: <log-dir>/<experiment>/<run name or id>."""
     _export("tensorboard", lambda run: {"log_dir": str(log_dir.resolve())}, **kw)
+
+
+@export.command("wandb")
+@common
+@click.option("--project", default=None, help="W&B project (default: the run's experiment).")
+@click.option("--tag", "tags", multiple=True, help="Another W&B tag (repeatable).")
+@click.option("--offline", is_flag=True, help="Offline run dirs even with WANDB_API_KEY set.")
+@click.option("--dir", "wandb_dir", type=click.Path(path_type=Path), default=None, envvar="WANDB_DIR",
+              help="Where W&B writes <dir>/wandb/ (default: the current directory).")  # fmt: skip
+@click.option("--per-rank", is_flag=True, help="One W&B run per rank (<id>-rank<k>) instead of <key>/rank<k>.")
+def wandb_command(
+    project: str | None, tags: tuple[str, ...], offline: bool, wandb_dir: Path | None, per_rank: bool, **kw: Any
+) -> None:
+    """Export RUN... to Weights & Biases: online with WANDB_API_KEY, else offline dirs for `wandb sync`."""
+    from aquarium.workers.compat import wandb_options
+
+    options = wandb_options(project, tags, True if offline else None, str(wandb_dir) if wandb_dir else None, per_rank)
+    _export("wandb", lambda run: options, **kw)
 
 
 @export.command("json")

@@ -110,27 +110,32 @@ class ExperimentManager:
     def delete_experiment(self, experiment_id: str) -> bool:
         return self.store.delete_run(experiment_id)
 
-    def compare_experiments(
-        self, experiment_ids: list[str], metric_names: list[str] | None = None
-    ) -> dict[str, dict[str, Any]]:
-        """The compared series as data: ``comparison_<metric>`` -> id -> name, steps, values;
-        plus ``hyperparameter_comparison`` -> id -> params when several were found."""
+    def compare_experiments(self, experiment_ids: list[str], metric_names: list[str] | None = None) -> dict[str, Any]:
+        """The seed's comparison plots: ``comparison_<metric>`` (one line per experiment) and, when
+        several were found, ``hyperparameter_comparison`` (a table). Each is an
+        ``aquarium.ui.compat.ComparisonPlot``: ``.show()``, ``.save(path)``, ``.model`` (Bokeh), and
+        its data by id (``plot[id]`` -> name, steps, values; params for the table)."""
+        from aquarium.ui.compat import metric_plot, params_plot  # the ui package draws; imported only here
+
         found = [e for e in (self.get_experiment(i) for i in experiment_ids) if e is not None]
         if not found:
             return {}
         names = metric_names or sorted({k for e in found for k in e._key_names()})
-        result: dict[str, dict[str, Any]] = {}
+        result: dict[str, Any] = {}
         for name in names:
-            result[f"comparison_{name}"] = {}
+            per_run: dict[str, Any] = {}
             for experiment in found:
                 steps, values = experiment._series(name)
-                result[f"comparison_{name}"][experiment.experiment_id] = {
+                per_run[experiment.experiment_id] = {
                     "name": experiment.experiment_name,
                     "steps": steps,
                     "values": values,
                 }
+            result[f"comparison_{name}"] = metric_plot(name, per_run)
         if len(found) > 1:
-            result["hyperparameter_comparison"] = {e.experiment_id: e.hyperparameters for e in found}
+            result["hyperparameter_comparison"] = params_plot(
+                {e.experiment_id: e.hyperparameters for e in found}, {e.experiment_id: e.experiment_name for e in found}
+            )
         return result
 
     def close(self) -> None:

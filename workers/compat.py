@@ -4,7 +4,8 @@ Each call enqueues one RQ export job per experiment (run) and returns at once wi
 ``ExportHandles``; ``wait=True`` blocks with a progress bar and returns the result dicts instead:
 ``{experiment_id: {"success": bool, "platform": ..., "url": ..., "report": ..., "error": ...}}``
 (``export_batch``: ``{platform: {experiment_id: ...}}``). A worker (``aquarium worker``) runs the
-jobs. W&B is not available here: ``export_to_wandb`` is not defined.
+jobs. W&B runs go online with ``WANDB_API_KEY`` set, else into offline run dirs under ``wandb_dir``
+(``WANDB_DIR``, else the current directory) for ``wandb sync``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from aquarium.agent import env
 
 from .queue import Outcome, enqueue_export, wait_for
 
-PLATFORMS = ("mlflow", "tensorboard")
+PLATFORMS = ("mlflow", "tensorboard", "wandb")
 
 
 def result_dict(o: Outcome) -> dict[str, Any]:
@@ -34,6 +35,22 @@ def result_dict(o: Outcome) -> dict[str, Any]:
         "report": o.report,
         "error": o.error,
     }
+
+
+def wandb_options(
+    project: str | None, tags: Sequence[str], offline: bool | None, wandb_dir: str | None, per_rank: bool = False
+) -> dict[str, Any]:
+    """The W&B job's options, resolved here (the worker may run elsewhere, in another directory)."""
+    options: dict[str, Any] = {"dir": str(Path(wandb_dir or os.environ.get("WANDB_DIR") or ".").resolve())}
+    if project:
+        options["project"] = project
+    if tags:
+        options["tags"] = list(tags)
+    if offline is not None:
+        options["mode"] = "offline" if offline else "online"
+    if per_rank:
+        options["per_rank"] = True
+    return options
 
 
 class ExportHandles:
@@ -90,6 +107,20 @@ class ExportManager:
     ) -> Any:
         return self._export("tensorboard", experiment_ids, {"log_dir": str(Path(log_dir).resolve())}, wait)
 
+    def export_to_wandb(
+        self,
+        experiment_ids: Sequence[str],
+        project_name: str | None = None,
+        tags: Sequence[str] = (),
+        wait: bool = False,
+        offline: bool | None = None,
+        wandb_dir: str | None = None,
+        per_rank: bool = False,
+    ) -> Any:
+        """``project_name`` defaults to each run's experiment; ``offline`` None: online only with an API key."""
+        options = wandb_options(project_name, tags, offline, wandb_dir, per_rank)
+        return self._export("wandb", experiment_ids, options, wait)
+
     def export_batch(
         self,
         experiment_ids: Sequence[str],
@@ -97,13 +128,16 @@ class ExportManager:
         wait: bool = False,
         tracking_uri: str = "http://localhost:5000",
         log_dir: str = "runs/aquarium",
+        project_name: str | None = None,
+        tags: Sequence[str] = (),
     ) -> Any:
         """``{platform: handles}``, or with ``wait`` ``{platform: {experiment_id: result}}``."""
         unknown = [p for p in platforms if p not in PLATFORMS]
         if unknown:
             raise ValueError(f"cannot export to {', '.join(unknown)}: available are {', '.join(PLATFORMS)}")
         calls = {"mlflow": lambda: self.export_to_mlflow(experiment_ids, tracking_uri, wait=wait),
-                 "tensorboard": lambda: self.export_to_tensorboard(experiment_ids, log_dir, wait=wait)}  # fmt: skip
+                 "tensorboard": lambda: self.export_to_tensorboard(experiment_ids, log_dir, wait=wait),
+                 "wandb": lambda: self.export_to_wandb(experiment_ids, project_name, tags, wait=wait)}  # fmt: skip
         return {p: calls[p]() for p in platforms}
 
     def close(self) -> None:

@@ -46,3 +46,33 @@ def export_run(target_name: str, run_id: str, source: str, options: Mapping[str,
     finally:
         if progress is not None:
             progress.finish()
+
+
+def import_run(source_name: str, location: str, ref: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The RQ import job: the batches go to the stream of the job's own Redis (``options["prefix"]``)
+    and the job waits for a collector's commit; a source that cannot be read is not retried."""
+    from rq import get_current_job
+
+    from aquarium.agent.redis_keys import RedisKeys
+
+    from .sources.base import SourceError
+    from .sources.delivery import COMMIT_WAIT, StreamDelivery
+    from .sources.importer import run_import
+
+    job = get_current_job()
+    if job is None:
+        raise SourceError("import_run runs as an RQ job; run_import() imports in this process")
+    progress = MetaProgress(job)
+    delivery = StreamDelivery(
+        job.connection,
+        RedisKeys(str(options.get("prefix") or "aquarium")),
+        float(options.get("commit_wait") or COMMIT_WAIT),
+    )
+    try:
+        return run_import(source_name, location, ref, options, delivery, progress, options.get("api"))
+    except SourceError as e:
+        if e.permanent:
+            job.retries_left = 0
+        raise
+    finally:
+        progress.finish()

@@ -1,4 +1,4 @@
-"""Enqueueing exports on RQ, one job per (target, run, options), and waiting for them.
+"""Enqueueing exports and imports on RQ, one job per request, and waiting for them.
 
 The job id is derived from (target, run, options), so enqueueing an export already queued or
 running returns that job instead of starting a second. Failures are retried
@@ -50,7 +50,59 @@ def enqueue_export(
     from .targets import get_target
 
     get_target(target)  # an unknown target fails here, not in a worker
-    job_id = export_job_id(target, run_id, options)
+    return _enqueue_once(
+        connection,
+        export_job_id(target, run_id, options),
+        "aquarium.workers.jobs.export_run",
+        (target, run_id, source, dict(options)),
+        f"export {run_id} to {target}",
+        {"target": target, "run": run_id},
+        retry_intervals,
+        timeout,
+    )
+
+
+def import_job_id(source: str, location: str, ref: str, options: Mapping[str, Any]) -> str:
+    text = json.dumps([source, location, ref, dict(options)], sort_keys=True, default=str)
+    return f"import-{source}-{hashlib.sha256(text.encode()).hexdigest()[:24]}"
+
+
+def enqueue_import(
+    connection: redis.Redis,
+    source: str,
+    location: str,
+    ref: str,
+    options: Mapping[str, Any],
+    *,
+    retry_intervals: Sequence[int] = RETRY_INTERVALS,
+    timeout: int = JOB_TIMEOUT,
+) -> Job:
+    """The job importing run ``ref`` of ``location``: the one already queued or running, else a new one."""
+    from .sources import get_source
+
+    get_source(source)  # an unknown source fails here, not in a worker
+    return _enqueue_once(
+        connection,
+        import_job_id(source, location, ref, options),
+        "aquarium.workers.jobs.import_run",
+        (source, location, ref, dict(options)),
+        f"import {ref} from {source}",
+        {"target": "aquarium", "run": ref, "source": source},
+        retry_intervals,
+        timeout,
+    )
+
+
+def _enqueue_once(
+    connection: redis.Redis,
+    job_id: str,
+    function: str,
+    args: tuple[Any, ...],
+    description: str,
+    meta: dict[str, Any],
+    retry_intervals: Sequence[int],
+    timeout: int,
+) -> Job:
     lock = connection.lock(f"{EXPORT_QUEUE}:enqueue:{job_id}", timeout=10, blocking_timeout=10)
     with lock:
         try:
@@ -60,15 +112,15 @@ def enqueue_export(
         except NoSuchJobError:
             pass
         return export_queue(connection).enqueue(
-            "aquarium.workers.jobs.export_run",
-            args=(target, run_id, source, dict(options)),
+            function,
+            args=args,
             job_id=job_id,
             retry=Retry(max=len(retry_intervals), interval=list(retry_intervals)) if retry_intervals else None,
             job_timeout=timeout,
             result_ttl=RESULT_TTL,
             failure_ttl=RESULT_TTL,
-            description=f"export {run_id} to {target}",
-            meta={"target": target, "run": run_id, "done": 0, "total": 0, "phase": "queued"},
+            description=description,
+            meta={**meta, "done": 0, "total": 0, "phase": "queued"},
         )
 
 

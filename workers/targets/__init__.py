@@ -5,7 +5,9 @@ from __future__ import annotations
 from .base import ExportError, Series, Target
 from .files import CsvTarget, JsonTarget
 from .mlflow import MlflowTarget
+from .seed import SeedTarget
 from .tensorboard import TensorBoardTarget
+from .wandb import WandbTarget
 
 __all__ = ["TARGETS", "ExportError", "Series", "Target", "get_target", "register"]
 
@@ -23,5 +25,6 @@ def get_target(name: str) -> Target:
         raise ExportError(f"no export target {name!r} (known: {', '.join(sorted(TARGETS))})", permanent=True) from None
 
 
-for _target in (MlflowTarget(), TensorBoardTarget(), JsonTarget(), CsvTarget()):
+for _target in (MlflowTarget(), TensorBoardTarget(), WandbTarget(), JsonTarget(), CsvTarget()):
     register(_target)
+register(SeedTarget())

@@ -2,9 +2,12 @@
 
 - Experiment: the Aquarium experiment name, else ``aquarium``.
 - Ranks: rank 0's series keep their key; rank k>0 are logged as ``<key>/rank<k>`` in the same run.
-- Idempotent: a re-export finds the run by tag, reads each metric's history back and logs only
-  the (step, timestamp) points not already there, so points are never doubled. MLflow params are
-  immutable: a param already there with another value is reported, not changed.
+- Points: ``log-batch`` calls of 1000 metrics, a few in flight (``threads`` option, see
+  ``mlflow_batches``); each series gets a digest tag ``aquarium.points.<metric>`` once it is all in.
+- Idempotent: a re-export finds the run by tag; a series whose digest tag matches is skipped
+  unread, any other has its history read back and only the (step, timestamp) points not already
+  there are logged, so points are never doubled (a killed export's retry included). MLflow params
+  are immutable: a param already there with another value is reported, not changed.
 - MLflow's conventions, measured against mlflow 3.17's server: NaN is stored as NaN; +/-Inf are
   clamped to +/-1.7976931348623157e308; timestamps are integer milliseconds; names allow only
   alphanumerics, ``_ - . space : /`` up to 250 characters; params up to 6000 characters, tags 8000.
@@ -23,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..progress import Progress
 from ..report import Report
-from .base import ExportError, iter_series, rank_key, required, start_time, total_points
+from .base import ExportError, Series, iter_series, rank_key, required, start_time, total_points
+from .mlflow_batches import THREADS, BatchSender, Point, digest, digest_key
 
 if TYPE_CHECKING:
     from aquarium.collector import Api
 
-METRICS_PER_CALL = 1000
 PARAMS_TAGS_PER_CALL = 100
 MAX_NAME = 250
 MAX_PARAM_VALUE = 6000
@@ -77,13 +80,15 @@ class MlflowTarget:
         report = Report(self.name, run_id)
         client = MlflowClient(tracking_uri=uri)
         try:
-            self._export(api, client, run, report, progress)
+            self._export(api, client, run, report, progress, int(options.get("threads") or THREADS))
         except MlflowException as e:
             raise ExportError(f"MLflow at {uri}: {e}") from e
         return report
 
-    def _export(self, api: Api, client: Any, run: dict[str, Any], report: Report, progress: Progress) -> None:
-        from mlflow.entities import Metric, Param, RunTag
+    def _export(
+        self, api: Api, client: Any, run: dict[str, Any], report: Report, progress: Progress, threads: int
+    ) -> None:
+        from mlflow.entities import Param, RunTag
 
         experiment_name = run.get("experiment") or "aquarium"
         experiment = client.get_experiment_by_name(experiment_name)
@@ -145,32 +150,27 @@ class MlflowTarget:
 
         total, done = total_points(run), 0
         progress(0, total, "metrics")
-        pending: list[Any] = []
-        for series in iter_series(api, run):
-            name = self._named(report, "points", rank_key(series.key, series.rank), count=len(series.steps))
-            if series.rank:
-                report.note("points", "rank", "rank k>0 logged as <key>/rank<k> in the same run", len(series.steps))
-            there = Counter((m.step, m.timestamp) for m in client.get_metric_history(ml_id, name)) if found else None
-            for step, value, at in zip(series.steps.tolist(), series.values.tolist(), series.times.tolist()):
-                timestamp = _ms(at) or 0
-                if math.isnan(value):
-                    report.note("points", "NaN", "stored by MLflow as NaN")
-                elif math.isinf(value):
-                    report.note(
-                        "points", "Inf", "clamped by MLflow to +/-1.7976931348623157e308", example=f"{name}@{step}"
-                    )
-                report.keep("points")
-                done += 1
-                if there and there[(step, timestamp)] > 0:
-                    there[(step, timestamp)] -= 1  # already exported: never logged twice
-                    continue
-                pending.append(Metric(name, value, timestamp, step))
-                if len(pending) == METRICS_PER_CALL:
-                    client.log_batch(ml_id, metrics=pending)
-                    pending = []
-                    progress(done, total, "metrics")
-        if pending:
-            client.log_batch(ml_id, metrics=pending)
+        known = dict(ml_run.data.tags) if found else {}
+        unsent = 0  # points of the series done so far that needed no sending
+
+        def sent(count: int) -> None:
+            progress(unsent + count, total, "metrics")
+
+        sender = BatchSender(client, ml_id, threads, sent)
+        try:
+            for series in iter_series(api, run):
+                name = self._named(report, "points", rank_key(series.key, series.rank), count=len(series.steps))
+                if series.rank:
+                    report.note("points", "rank", "rank k>0 logged as <key>/rank<k> in the same run", len(series.steps))
+                points = self._points(client, ml_id, name, series, report, known, bool(found))
+                done += len(series.steps)
+                unsent += len(series.steps) - (len(points[0]) if points is not None else 0)
+                if points is not None:
+                    sender.add(*points)
+                progress(unsent + sender.sent, total, "metrics")
+            sender.close()
+        finally:
+            sender.shutdown()
         progress(done, total, "metrics")
         if done:
             report.note("times", "milliseconds", "point times rounded to MLflow's integer milliseconds", done)
@@ -192,6 +192,40 @@ class MlflowTarget:
             with contextlib.redirect_stdout(io.StringIO()):  # MLflow prints the run's URL: it is in the report
                 client.set_terminated(ml_id, status=ml_status, end_time=ended)
         report.keep("times", 1 + (ended is not None) if started is not None else int(ended is not None))
+
+    @staticmethod
+    def _points(
+        client: Any, ml_id: str, name: str, series: Series, report: Report, known: Mapping[str, str], found: bool
+    ) -> tuple[list[Point], tuple[str, str]] | None:
+        """The points of one series MLflow does not hold yet, and its digest tag; None when the
+        digest tag says an earlier export sent exactly these points (nothing is read back)."""
+        import numpy as np
+
+        values = series.values.astype(np.float64)
+        times = series.times.astype(np.float64)
+        stamps = np.where(np.isnan(times), 0, np.round(times * 1000)).astype(np.int64)
+        nan, inf = np.isnan(values), np.isinf(values)
+        report.note("points", "NaN", "stored by MLflow as NaN", int(nan.sum()))
+        if inf.any():
+            first = int(np.flatnonzero(inf)[0])
+            report.note("points", "Inf", "clamped by MLflow to +/-1.7976931348623157e308", int(inf.sum()),
+                        example=f"{name}@{int(series.steps[first])}")  # fmt: skip
+        report.keep("points", len(values))
+        tag = (digest_key(name), digest(series.steps, stamps, values))
+        if known.get(tag[0]) == tag[1]:
+            return None
+        quoted = json.dumps(name)
+        rows = zip(series.steps.tolist(), values.tolist(), stamps.tolist())
+        there: Counter[tuple[int, int]] = Counter()
+        if found:  # a re-export whose digest differs or is missing (a killed export): what is there
+            there = Counter((m.step, m.timestamp) for m in client.get_metric_history(ml_id, name))
+        points = []
+        for step, value, stamp in rows:
+            if there[(step, stamp)] > 0:
+                there[(step, stamp)] -= 1  # already exported: never logged twice
+                continue
+            points.append((quoted, value, stamp, step))
+        return points, tag
 
     @staticmethod
     def _named(report: Report, field_name: str, name: str, count: int = 1) -> str:

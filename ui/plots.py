@@ -1,0 +1,712 @@
+"""Plot builders: pure functions from data (numpy arrays, ``Window``s, DataFrames) to Bokeh models.
+
+No I/O here: the views and the seed component read through ``Api`` (which downsamples on the
+server to about the plot's pixel width) and hand the arrays in; these functions only compute the
+few derived series a plot shows (smoothing, bands, correlations, per-column normalisation) and draw.
+Every figure is styled for the dark page (``palette``) and drawn with WebGL where lines and points
+are many. Names (runs, params, metrics) are data: Bokeh draws titles, axes, legends and tick labels
+on a canvas and renders tooltip fields and table cells as text, so none of them is ever parsed as HTML.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from bokeh.layouts import gridplot
+from bokeh.models import (
+    BasicTicker,
+    BoxSelectTool,
+    ColumnDataSource,
+    CustomJS,
+    FactorRange,
+    FixedTicker,
+    GridPlot,
+    HoverTool,
+    LinearColorMapper,
+    Range1d,
+)
+from bokeh.models.annotations import ColorBar, Label, Span
+from bokeh.plotting import figure
+
+from . import palette
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from aquarium.collector.store import Window
+
+Curve = tuple[np.ndarray, np.ndarray]
+"""A series as (steps, values)."""
+
+LOSS_WORDS = ("loss", "error", "err", "perplexity", "ppl", "mse", "mae", "rmse", "nll", "cost", "regret", "wer", "cer")
+"""Metric names containing one of these are better when lower; anything else is better when higher."""
+
+WIDTH, HEIGHT = 520, 300
+
+
+# -- styling --------------------------------------------------------------------------------------------
+def new_figure(title: str = "", *, width: int = WIDTH, height: int = HEIGHT, **options: Any) -> Any:
+    """A figure styled for the dark page, WebGL output, responsive to its container's width."""
+    options.setdefault("output_backend", "webgl")
+    options.setdefault("tools", "pan,wheel_zoom,box_zoom,reset,save")
+    options.setdefault("sizing_mode", "stretch_width")
+    fig = figure(title=title, width=width, height=height, **options)
+    style(fig)
+    return fig
+
+
+def style(fig: Any) -> Any:
+    """Dark backgrounds, muted axes and grids, light text: the seed's colour scheme."""
+    fig.background_fill_color = palette.BACKGROUND_DARK
+    fig.border_fill_color = palette.BACKGROUND
+    fig.outline_line_color = palette.GRID
+    fig.title.text_color = palette.TEXT
+    fig.title.text_font_size = "13px"
+    for axis in (*fig.xaxis, *fig.yaxis):
+        axis.axis_line_color = palette.GRID
+        axis.major_tick_line_color = palette.GRID
+        axis.minor_tick_line_color = None
+        axis.major_label_text_color = palette.TEXT_MUTED
+        axis.axis_label_text_color = palette.TEXT_MUTED
+        axis.axis_label_text_font_style = "normal"
+    for grid in (*fig.xgrid, *fig.ygrid):
+        grid.grid_line_color = palette.GRID
+        grid.grid_line_alpha = 0.6
+    fig.toolbar.logo = None
+    fig.toolbar.autohide = True
+    return fig
+
+
+def _style_legend(fig: Any) -> None:
+    if not fig.legend:
+        return
+    legend = fig.legend[0]
+    legend.background_fill_color = palette.BACKGROUND
+    legend.background_fill_alpha = 0.85
+    legend.border_line_color = palette.GRID
+    legend.label_text_color = palette.TEXT
+    legend.label_text_font_size = "11px"
+    legend.click_policy = "hide"
+    legend.location = "top_right"
+
+
+def _empty(fig: Any, message: str) -> Any:
+    fig.add_layout(Label(x=10, y=10, x_units="screen", y_units="screen", text=message, text_color=palette.TEXT_MUTED))
+    return fig
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether a metric's best value is its minimum, judged by its name: "val_loss", "error_rate",
+    "test/mse" are; "accuracy", "f1", "power" are not (short words count only as whole words)."""
+    lowered = metric.lower()
+    words = set(re.split(r"[^a-z0-9]+", lowered))
+    return "loss" in lowered or "error" in lowered or bool(words & set(LOSS_WORDS))
+
+
+# -- smoothing ------------------------------------------------------------------------------------------
+def moving_average(values: np.ndarray, window: int) -> np.ndarray:
+    """Trailing mean of the last ``window`` points (fewer at the start), NaN/inf points skipped.
+
+    ``out[i] = mean(finite values[max(0, i - window + 1) : i + 1])``; NaN where that slice holds no
+    finite value. Same length as ``values``: the seed's moving average, without losing the first points.
+    """
+    if window < 1:
+        raise ValueError(f"window must be at least 1, not {window}")
+    x = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(x)
+    sums = np.concatenate([[0.0], np.cumsum(np.where(finite, x, 0.0))])
+    counts = np.concatenate([[0], np.cumsum(finite)])
+    hi = np.arange(1, len(x) + 1)
+    lo = np.maximum(hi - window, 0)
+    n = counts[hi] - counts[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out: np.ndarray = (sums[hi] - sums[lo]) / n
+    out[n == 0] = np.nan
+    return out
+
+
+def ema(values: np.ndarray, weight: float) -> np.ndarray:
+    """Debiased exponential moving average, as TensorBoard's smoothing slider computes it.
+
+    ``last = weight * last + (1 - weight) * x`` from ``last = 0``, divided by ``1 - weight**n`` after
+    the n-th finite point: without that debiasing the first points would be pulled towards 0.
+    Non-finite points pass through unchanged and do not move the average. ``weight`` in [0, 1).
+    """
+    if not 0.0 <= weight < 1.0:
+        raise ValueError(f"EMA weight must be in [0, 1), not {weight}")
+    x = np.asarray(values, dtype=np.float64)
+    out = x.copy()
+    last, seen = 0.0, 0
+    for i, value in enumerate(x.tolist()):
+        if not math.isfinite(value):
+            continue
+        last = weight * last + (1.0 - weight) * value
+        seen += 1
+        out[i] = last / (1.0 - weight**seen)
+    return out
+
+
+def smooth(values: np.ndarray, method: str, amount: float) -> np.ndarray:
+    """``moving_average(values, int(amount))`` for method "moving", ``ema(values, amount)`` for "ema"."""
+    if method == "moving":
+        return moving_average(values, int(amount))
+    if method == "ema":
+        return ema(values, float(amount))
+    raise ValueError(f"smoothing method must be 'moving' or 'ema', not {method!r}")
+
+
+# -- curves ---------------------------------------------------------------------------------------------
+def _line_source(steps: np.ndarray, values: np.ndarray, **extra: Any) -> ColumnDataSource:
+    return ColumnDataSource({"step": np.asarray(steps), "value": np.asarray(values, dtype=np.float64), **extra})
+
+
+def _curve_hover(fig: Any, label: str = "@label") -> None:
+    fig.add_tools(
+        HoverTool(
+            tooltips=[("", label), ("step", "@step"), ("value", "@value{0.[0000]}")],
+            mode="vline",
+            line_policy="nearest",
+        )
+    )
+
+
+def _grid(figures: list[Any], ncols: int) -> GridPlot:
+    for f in figures[1:]:
+        f.x_range = figures[0].x_range  # zooming one step range zooms them all
+    return gridplot(figures, ncols=ncols, sizing_mode="stretch_width", toolbar_location="right", merge_tools=True)
+
+
+def training_curves(curves: Mapping[str, Curve], *, ncols: int = 2, height: int = HEIGHT) -> GridPlot:
+    """One subplot per metric (the seed's ``create_training_curves``), step axes linked."""
+    figures = []
+    for i, (name, (steps, values)) in enumerate(curves.items()):
+        fig = new_figure(name, height=height, x_axis_label="step")
+        fig.line(
+            "step",
+            "value",
+            source=_line_source(steps, values, label=[name] * len(steps)),
+            line_color=palette.series_colour(i),
+            line_width=2,
+        )
+        _curve_hover(fig)
+        if not len(steps):
+            _empty(fig, "no points")
+        figures.append(fig)
+    if not figures:
+        figures.append(_empty(new_figure("Training curves", height=height), "No metrics logged"))
+    return _grid(figures, ncols)
+
+
+def smoothed_curves(
+    curves: Mapping[str, Curve], *, method: str = "moving", amount: float = 10, ncols: int = 2, height: int = HEIGHT
+) -> GridPlot:
+    """Each metric raw (faint) under its smoothed line: moving average over ``amount`` points, or EMA
+    with weight ``amount`` (the seed's ``create_smoothed_curves(window_size=10)`` is method "moving")."""
+    label = f"moving average ({int(amount)})" if method == "moving" else f"EMA ({amount:g})"
+    figures = []
+    for i, (name, (steps, values)) in enumerate(curves.items()):
+        colour = palette.series_colour(i)
+        fig = new_figure(name, height=height, x_axis_label="step")
+        raw = fig.line(
+            "step", "value", source=_line_source(steps, values), line_color=colour, line_alpha=0.25, legend_label="raw"
+        )
+        smoothed = _line_source(
+            steps, smooth(np.asarray(values, dtype=np.float64), method, amount), label=[name] * len(steps)
+        )
+        fig.line("step", "value", source=smoothed, line_color=colour, line_width=2, legend_label=label)
+        raw.tags = ["raw"]
+        _curve_hover(fig)
+        _style_legend(fig)
+        figures.append(fig)
+    if not figures:
+        figures.append(_empty(new_figure("Smoothed curves", height=height), "No metrics logged"))
+    return _grid(figures, ncols)
+
+
+def rank_band(
+    aggregate: Window, ranks: Sequence[Window] = (), *, title: str | None = None, height: int = HEIGHT
+) -> Any:
+    """The mean across ranks as a line over the min..max band (``varea``), plus one thin line per rank.
+
+    ``aggregate`` is an ``agg="all"`` window (``values`` the mean, ``min``/``max`` the band); the band's
+    edges are exactly those arrays, step by step.
+    """
+    if aggregate.min is None or aggregate.max is None:
+        raise ValueError("rank_band needs an agg='all' window (with min and max)")
+    fig = new_figure(title or aggregate.key, height=height, x_axis_label="step")
+    band = ColumnDataSource({"step": aggregate.steps, "lower": aggregate.min, "upper": aggregate.max})
+    fig.varea(
+        x="step",
+        y1="lower",
+        y2="upper",
+        source=band,
+        fill_color=palette.INFO,
+        fill_alpha=0.18,
+        legend_label="min..max across ranks",
+        name="band",
+    )
+    for i, w in enumerate(ranks):
+        fig.line(
+            "step",
+            "value",
+            source=_line_source(w.steps, w.values, label=[f"rank {w.rank}"] * len(w)),
+            line_color=palette.series_colour(i + 1),
+            line_width=1,
+            line_alpha=0.7,
+            legend_label=f"rank {w.rank}",
+        )
+    fig.line(
+        "step",
+        "value",
+        source=_line_source(aggregate.steps, aggregate.values, label=["mean"] * len(aggregate)),
+        line_color=palette.INFO,
+        line_width=2.5,
+        legend_label="mean",
+        name="mean",
+    )
+    _curve_hover(fig)
+    _style_legend(fig)
+    return fig
+
+
+def overlay_curves(metric: str, curves: Sequence[tuple[str, np.ndarray, np.ndarray]], *, height: int = HEIGHT) -> Any:
+    """One metric of several runs on one figure: a line per ``(run label, steps, values)``."""
+    fig = new_figure(metric, height=height, x_axis_label="step", y_axis_label=metric)
+    for i, (label, steps, values) in enumerate(curves):
+        fig.line(
+            "step",
+            "value",
+            source=_line_source(steps, values, label=[label] * len(steps)),
+            line_color=palette.series_colour(i),
+            line_width=2,
+            legend_label=label or " ",
+        )
+    _curve_hover(fig)
+    _style_legend(fig)
+    if not curves:
+        _empty(fig, "no run logged this metric")
+    return fig
+
+
+# -- distributions and matrices -------------------------------------------------------------------------
+def distribution(values: np.ndarray, name: str, *, bins: int = 30, height: int = HEIGHT) -> Any:
+    """A histogram of a metric's finite values with its mean and median marked (the seed's
+    ``create_distribution_plot``)."""
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    fig = new_figure(
+        f"Distribution of {name}", height=height, x_axis_label=name, y_axis_label="count", output_backend="canvas"
+    )
+    if not len(x):
+        return _empty(fig, "no finite values")
+    counts, edges = np.histogram(x, bins=bins)
+    fig.quad(
+        top=counts,
+        bottom=0,
+        left=edges[:-1],
+        right=edges[1:],
+        fill_color=palette.SEQUENTIAL[6],
+        line_color=palette.BACKGROUND_DARK,
+        fill_alpha=0.9,
+        name="histogram",
+    )
+    mean, median = float(np.mean(x)), float(np.median(x))
+    for value, colour, label in ((mean, palette.WARNING, "mean"), (median, palette.SUCCESS, "median")):
+        fig.add_layout(
+            Span(location=value, dimension="height", line_color=colour, line_width=2, line_dash="dashed", name=label)
+        )
+        fig.line(
+            [value, value],
+            [0, 0],
+            line_color=colour,
+            line_width=2,
+            line_dash="dashed",
+            legend_label=f"{label} {value:.4g}",
+        )
+    fig.y_range.start = 0
+    _style_legend(fig)
+    return fig
+
+
+def aligned(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows (steps) where every column has a finite value: the points two metrics share."""
+    finite = frame.replace([np.inf, -np.inf], np.nan)
+    return finite.dropna(how="any")
+
+
+def correlation(frame: pd.DataFrame) -> np.ndarray:
+    """Pearson correlation of the columns over the steps where all of them are finite (``aligned``);
+    NaN where fewer than two such steps exist or a column is constant there."""
+    rows = aligned(frame).to_numpy(dtype=np.float64)
+    k = frame.shape[1]
+    if len(rows) < 2:
+        return np.full((k, k), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.atleast_2d(np.corrcoef(rows, rowvar=False))
+
+
+def _matrix_figure(title: str, rows: Sequence[str], columns: Sequence[str], height: int | None) -> Any:
+    size = max(260, 48 * len(rows) + 90)
+    fig = new_figure(
+        title,
+        height=height or size,
+        x_range=FactorRange(factors=list(columns)),
+        y_range=FactorRange(factors=list(reversed(rows))),
+        tools="hover,save",
+        output_backend="canvas",
+        x_axis_location="above",
+    )
+    fig.xaxis.major_label_orientation = 0.6 if max((len(c) for c in columns), default=0) > 8 else 0
+    fig.grid.grid_line_color = None
+    return fig
+
+
+def correlation_matrix(names: Sequence[str], matrix: np.ndarray, *, height: int | None = None) -> Any:
+    """A correlation heatmap with the value in each cell, red (-1) through neutral to blue (+1)."""
+    names = [str(n) for n in names]
+    fig = _matrix_figure("Correlation between metrics", names, names, height)
+    if not names:
+        return _empty(fig, "No metrics logged")
+    xs, ys = np.meshgrid(np.arange(len(names)), np.arange(len(names)))
+    r = np.asarray(matrix, dtype=np.float64)[ys.ravel(), xs.ravel()]
+    source = ColumnDataSource(
+        {
+            "x": [names[i] for i in xs.ravel()],
+            "y": [names[j] for j in ys.ravel()],
+            "r": r,
+            "text": ["" if not math.isfinite(v) else f"{v:.2f}" for v in r],
+            "text_colour": [palette.BACKGROUND_DARK if math.isfinite(v) and abs(v) < 0.55 else palette.TEXT for v in r],
+        }
+    )
+    mapper = LinearColorMapper(palette=list(palette.DIVERGING), low=-1, high=1, nan_color=palette.BACKGROUND)
+    fig.rect(
+        "x",
+        "y",
+        1,
+        1,
+        source=source,
+        fill_color={"field": "r", "transform": mapper},
+        line_color=palette.BACKGROUND,
+        name="cells",
+    )
+    fig.text(
+        "x",
+        "y",
+        text="text",
+        source=source,
+        text_align="center",
+        text_baseline="middle",
+        text_color="text_colour",
+        text_font_size="12px",
+    )
+    fig.select_one(HoverTool).tooltips = [("", "@y × @x"), ("r", "@r{0.000}")]
+    bar = ColorBar(
+        color_mapper=mapper,
+        ticker=BasicTicker(desired_num_ticks=5),
+        background_fill_color=palette.BACKGROUND,
+        major_label_text_color=palette.TEXT_MUTED,
+        width=10,
+    )
+    fig.add_layout(bar, "right")
+    return fig
+
+
+def normalise_columns(matrix: np.ndarray) -> np.ndarray:
+    """Each column scaled to 0..1 by its own finite min and max; a constant column is 0.5, NaN stays NaN."""
+    m = np.asarray(matrix, dtype=np.float64)
+    if m.size == 0:
+        return m.copy()
+    finite = np.where(np.isfinite(m), m, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: its min and max are NaN
+        lo, hi = np.nanmin(finite, axis=0), np.nanmax(finite, axis=0)
+    span = hi - lo
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out: np.ndarray = (finite - lo) / np.where(span > 0, span, 1.0)
+    out[:, ~(span > 0)] = 0.5
+    out[~np.isfinite(finite)] = np.nan
+    return out
+
+
+def metrics_heatmap(
+    rows: Sequence[str],
+    columns: Sequence[str],
+    matrix: np.ndarray,
+    *,
+    title: str = "Final metrics",
+    height: int | None = None,
+) -> Any:
+    """Rows (runs, or step ranges of one run) × metrics, coloured per column from its min to its max
+    (``normalise_columns``) so metrics of any scale compare; the cell text is the raw value."""
+    rows, columns = [str(r) for r in rows], [str(c) for c in columns]
+    fig = _matrix_figure(title, _unique(rows), _unique(columns), height)
+    if not rows or not columns:
+        return _empty(fig, "No runs with metrics")
+    values = np.asarray(matrix, dtype=np.float64)
+    scaled = normalise_columns(values)
+    i, j = np.meshgrid(np.arange(len(rows)), np.arange(len(columns)), indexing="ij")
+    flat_values, flat_scaled = values.ravel(), scaled.ravel()
+    source = ColumnDataSource(
+        {
+            "x": [_unique(columns)[c] for c in j.ravel()],
+            "y": [_unique(rows)[r] for r in i.ravel()],
+            "value": flat_values,
+            "scaled": flat_scaled,
+            "text": ["–" if not math.isfinite(v) else f"{v:.4g}" for v in flat_values],
+            "text_colour": [
+                palette.BACKGROUND_DARK if math.isfinite(s) and s > 0.7 else palette.TEXT for s in flat_scaled
+            ],
+        }
+    )
+    mapper = LinearColorMapper(palette=list(palette.SEQUENTIAL), low=0, high=1, nan_color=palette.BACKGROUND)
+    fig.rect(
+        "x",
+        "y",
+        1,
+        1,
+        source=source,
+        fill_color={"field": "scaled", "transform": mapper},
+        line_color=palette.BACKGROUND,
+        name="cells",
+    )
+    fig.text(
+        "x",
+        "y",
+        text="text",
+        source=source,
+        text_align="center",
+        text_baseline="middle",
+        text_color="text_colour",
+        text_font_size="11px",
+    )
+    fig.select_one(HoverTool).tooltips = [
+        ("", "@y"),
+        ("metric", "@x"),
+        ("value", "@value"),
+        ("scaled", "@scaled{0.00}"),
+    ]
+    return fig
+
+
+def _unique(labels: Sequence[str]) -> list[str]:
+    """Factor labels must be unique: repeated ones get " (2)", " (3)", ..."""
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        out.append(label if seen[label] == 1 else f"{label} ({seen[label]})")
+    return out
+
+
+# -- params vs a metric ---------------------------------------------------------------------------------
+def axis_positions(column: Sequence[Any]) -> tuple[np.ndarray, list[tuple[float, str]]]:
+    """A column on a 0..1 axis: numbers by min..max (a constant column at 0.5), anything else as evenly
+    spaced sorted categories; returns the positions and the (position, label) ticks to draw."""
+    values = list(column)
+    numbers = [v for v in values if isinstance(v, int | float | np.number) and not isinstance(v, bool)]
+    if len(numbers) == len(values) and values:
+        x = np.asarray(values, dtype=np.float64)
+        finite = x[np.isfinite(x)]
+        if not len(finite):
+            return np.full(len(x), np.nan), []
+        lo, hi = float(finite.min()), float(finite.max())
+        if hi == lo:
+            return np.where(np.isfinite(x), 0.5, np.nan), [(0.5, f"{lo:.4g}")]
+        ticks = [(0.0, f"{lo:.4g}"), (1.0, f"{hi:.4g}")]
+        if lo > 0 and hi / lo >= 100:  # learning rates and the like span decades: a log axis
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return (np.log10(x) - math.log10(lo)) / (math.log10(hi) - math.log10(lo)), ticks
+        return (x - lo) / (hi - lo), ticks
+    labels = sorted({"" if v is None else str(v) for v in values})
+    place = {label: (0.5 if len(labels) == 1 else k / (len(labels) - 1)) for k, label in enumerate(labels)}
+    return np.array([place["" if v is None else str(v)] for v in values]), [(p, t) for t, p in place.items()]
+
+
+BRUSH_JS = """
+const n_runs = lines.data.ys.length, n_axes = axes;
+const chosen = new Set(points.selected.indices);
+const brushed = new Set();
+for (const i of chosen) brushed.add(i % n_axes);
+const keep = [];
+for (let run = 0; run < n_runs; run++) {
+  let ok = brushed.size > 0;
+  for (const a of brushed) if (!chosen.has(run * n_axes + a)) { ok = false; break; }
+  if (ok) keep.push(run);
+}
+lines.selected.indices = keep;
+"""
+
+
+def brushed_runs(point_indices: Sequence[int], n_runs: int, n_axes: int) -> list[int]:
+    """Runs inside every brushed axis: point ``run * n_axes + axis`` is run ``run``'s mark on ``axis``;
+    an axis is brushed when any of its marks is selected. (The browser computes the same in BRUSH_JS.)"""
+    chosen = set(int(i) for i in point_indices)
+    axes = {i % n_axes for i in chosen} if n_axes else set()
+    if not axes:
+        return []
+    return [run for run in range(n_runs) if all(run * n_axes + a in chosen for a in axes)]
+
+
+def parallel_coordinates(
+    labels: Sequence[str], columns: Mapping[str, Sequence[Any]], metric: str, *, height: int = 360
+) -> tuple[Any, ColumnDataSource, ColumnDataSource]:
+    """Params (and last the chosen ``metric``) as vertical axes; each run a line through its values,
+    coloured by the metric. Brushing: box-select marks on one axis (shift + drag adds another axis); the
+    runs inside every brushed range stay lit (``BRUSH_JS`` in the browser, ``brushed_runs`` on the server).
+
+    Returns the figure, the lines' source (``selected.indices`` are runs) and the marks' source
+    (``selected.indices`` are ``run * n_axes + axis``).
+    """
+    names = list(columns)
+    n_axes, n_runs = len(names), len(labels)
+    positions = [axis_positions(columns[name]) for name in names]
+    ys = np.array([p[0] for p in positions]).T if n_axes else np.zeros((n_runs, 0))
+    metric_values = np.asarray([_as_float(v) for v in columns.get(metric, [math.nan] * n_runs)], dtype=np.float64)
+    colours = _colour_by(metric_values, lower_is_better(metric))
+    lines = ColumnDataSource(
+        {
+            "xs": [list(range(n_axes))] * n_runs,
+            "ys": [list(row) for row in ys],
+            "label": list(labels),
+            "colour": colours,
+            metric: metric_values,
+        }
+    )
+    marks = ColumnDataSource(
+        {
+            "x": [a for _ in range(n_runs) for a in range(n_axes)],
+            "y": [float(ys[r, a]) for r in range(n_runs) for a in range(n_axes)],
+            "label": [labels[r] for r in range(n_runs) for _ in range(n_axes)],
+            "axis": [names[a] for _ in range(n_runs) for a in range(n_axes)],
+            "value": [_text(columns[names[a]][r]) for r in range(n_runs) for a in range(n_axes)],
+            "colour": [colours[r] for r in range(n_runs) for _ in range(n_axes)],
+        }
+    )
+    fig = new_figure(
+        f"Params vs {metric}",
+        height=height,
+        x_range=Range1d(start=-0.3, end=max(n_axes - 0.7, 0.7)),
+        y_range=Range1d(start=-0.12, end=1.12),
+        tools="reset,save",
+        output_backend="canvas",
+    )
+    fig.yaxis.visible = False
+    fig.ygrid.grid_line_color = None
+    fig.xaxis.ticker = FixedTicker(ticks=list(range(n_axes)))
+    fig.xaxis.major_label_overrides = {i: name for i, name in enumerate(names)}
+    fig.xgrid.grid_line_color = palette.TEXT_MUTED
+    fig.xgrid.grid_line_alpha = 0.8
+    fig.multi_line(
+        "xs",
+        "ys",
+        source=lines,
+        line_color="colour",
+        line_width=2.5,
+        line_alpha=0.9,
+        nonselection_line_alpha=0.12,
+        nonselection_line_color="colour",
+        name="runs",
+    )
+    marks_renderer = fig.scatter(
+        "x",
+        "y",
+        source=marks,
+        size=9,
+        fill_color="colour",
+        line_color=palette.BACKGROUND_DARK,
+        nonselection_fill_alpha=0.25,
+        selection_line_color=palette.TEXT,
+        name="marks",
+    )
+    for a, (_, ticks) in enumerate(positions):
+        for y, text in ticks:
+            fig.add_layout(
+                Label(
+                    x=a,
+                    y=y,
+                    text=text,
+                    x_offset=6,
+                    text_font_size="10px",
+                    text_color=palette.TEXT_MUTED,
+                    text_baseline="middle",
+                )
+            )
+    brush = BoxSelectTool(renderers=[marks_renderer], dimensions="both", persistent=True)
+    fig.add_tools(brush, HoverTool(renderers=[marks_renderer], tooltips=[("", "@label"), ("@axis", "@value")]))
+    fig.toolbar.active_drag = brush
+    marks.selected.js_on_change(
+        "indices", CustomJS(args={"lines": lines, "points": marks, "axes": n_axes}, code=BRUSH_JS)
+    )
+    return fig, lines, marks
+
+
+def param_scatter(
+    labels: Sequence[str], x: Sequence[Any], y: Sequence[float], x_name: str, y_name: str, *, height: int = 360
+) -> tuple[Any, ColumnDataSource]:
+    """One param against one final metric, a point per run (categorical params on a factor axis)."""
+    numeric = all(isinstance(v, int | float | np.number) and not isinstance(v, bool) for v in x) and len(x) > 0
+    xs: list[Any] = [float(v) for v in x] if numeric else [_text(v) for v in x]
+    options: dict[str, Any] = {} if numeric else {"x_range": FactorRange(factors=sorted(set(xs)))}
+    if numeric and len(xs) > 1 and min(xs) > 0 and max(xs) / min(xs) >= 100:
+        options["x_axis_type"] = "log"  # learning rates and the like span decades
+    fig = new_figure(
+        f"{y_name} vs {x_name}",
+        height=height,
+        x_axis_label=x_name,
+        y_axis_label=y_name,
+        tools="pan,wheel_zoom,box_select,tap,reset,save",
+        **options,
+    )
+    yv = np.asarray([_as_float(v) for v in y], dtype=np.float64)
+    source = ColumnDataSource(
+        {
+            "x": xs,
+            "y": yv,
+            "label": list(labels),
+            "colour": _colour_by(yv, lower_is_better(y_name)),
+            "xtext": [_text(v) for v in x],
+        }
+    )
+    fig.scatter(
+        "x",
+        "y",
+        source=source,
+        size=13,
+        fill_color="colour",
+        line_color=palette.TEXT,
+        line_width=1,
+        nonselection_fill_alpha=0.25,
+        name="runs",
+    )
+    fig.add_tools(HoverTool(tooltips=[("", "@label"), (x_name, "@xtext"), (y_name, "@y{0.[0000]}")]))
+    return fig, source
+
+
+def _colour_by(values: np.ndarray, lower_better: bool) -> list[str]:
+    """Series colours from worst (danger) to best (success) by a metric; muted for NaN."""
+    scaled = normalise_columns(values.reshape(-1, 1)).ravel() if len(values) else values
+    ramp = (palette.DANGER, palette.WARNING, palette.INFO, palette.SUCCESS)
+    out = []
+    for s in scaled:
+        if not math.isfinite(s):
+            out.append(palette.TEXT_MUTED)
+            continue
+        goodness = 1 - s if lower_better else s
+        out.append(ramp[min(int(goodness * len(ramp)), len(ramp) - 1)])
+    return out
+
+
+def _as_float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
