@@ -3,6 +3,7 @@
     import aquarium.agent as aq
     run = aq.init(experiment="resnet", name="lr-1e-3", config={"lr": 1e-3})
     run.log({"loss": loss}, step=step)     # appends to memory; a background thread ships
+    run.log_model("model.pt", framework="pytorch")  # uploaded in the background
     run.finish()
 
 Imports only the standard library, ``redis`` and ``msgpack``.
@@ -20,7 +21,19 @@ from .errors import (
     SpoolError,
     WireFormatError,
 )
-from .run import Run, current_run, finish, init, log, log_params, set_status, set_tags
+from .run import (
+    Run,
+    current_run,
+    finish,
+    init,
+    log,
+    log_artifact,
+    log_figure,
+    log_model,
+    log_params,
+    set_status,
+    set_tags,
+)
 from .settings import AgentSettings
 from .shipper import FinishReport
 
@@ -44,6 +57,9 @@ __all__ = [
     "finish",
     "init",
     "log",
+    "log_artifact",
+    "log_figure",
+    "log_model",
     "log_hyperparameters",
     "log_params",
     "set_status",

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgpack
 
-from .wire import MAX_BATCH_BYTES, Batch, BatchId, MetricChunk, pack_columns
+from .wire import MAX_BATCH_BYTES, Batch, BatchId, MetricChunk, pack_columns, packed_artifact_bytes
 
 # Keep well below the wire limit: msgpack framing, event maps and ids need room too.
 BATCH_BUDGET = MAX_BATCH_BYTES - 64 * 1024
@@ -138,7 +138,8 @@ def _mixed_columns(
 
 
 def cut(cols: Columns, events: dict[str, Any], run: str, rank: int, incarnation: str, next_seq: int) -> list[Batch]:
-    """Batches for ``cols`` and ``events``, seqs from ``next_seq``; events ride in the first.
+    """Batches for ``cols`` and ``events``, seqs from ``next_seq``; events ride in the first
+    (artifact records, in the order they were logged, in the next ones when it is full).
 
     Each batch stays under BATCH_BUDGET bytes: a series larger than the room left is split at
     point boundaries across batches.
@@ -159,6 +160,12 @@ def cut(cols: Columns, events: dict[str, Any], run: str, rank: int, incarnation:
     if events.get("status"):
         current.status.extend(events["status"])
         room -= 64 * len(events["status"])
+    for record in events.get("artifacts", ()):
+        size = packed_artifact_bytes(record) + 16
+        if size > room:
+            current, room = new_batch(), BATCH_BUDGET
+        current.artifacts.append(record)
+        room -= size
     shared: dict[int, bytes] = {}  # keys logged together share their step and time columns
     for key, (steps, values, times) in cols.items():
         if id(steps) not in shared:

@@ -20,6 +20,7 @@ from .batcher import PointQueue
 from .run import Run, init
 from .statuses import COMPLETED, TERMINAL_STATUSES
 from .values import coerce_metrics, coerce_step
+from .wire import ArtifactRecord
 
 
 class MetricHistoryReads:
@@ -81,7 +82,8 @@ class ExperimentTracker(MetricHistoryReads):
 
     ``base_dir`` is the data dir used when the run goes offline (and where summaries are
     written); ``init_options`` go to :func:`aquarium.agent.init` (``redis_url``, ``run_id``,
-    ``rank``, ``mode``, ...). Artifact methods come with the artifact work.
+    ``rank``, ``mode``, ...). Artifacts are uploaded in the background like the Run's, and listed
+    in the summary's ``artifacts``.
     """
 
     def __init__(
@@ -102,6 +104,7 @@ class ExperimentTracker(MetricHistoryReads):
         self.hyperparameters: dict[str, Any] = {}
         self.metadata: dict[str, Any] = {"start_time": datetime.now().isoformat(), "status": "running"}
         self._history = PointQueue()  # one entry per log_metrics call, never drained
+        self.artifacts: list[dict[str, Any]] = []  # what the summary lists, in logging order
 
     # -- writes --------------------------------------------------------------------------------
     def log_hyperparameters(self, hyperparameters: Mapping[str, Any]) -> None:
@@ -114,6 +117,33 @@ class ExperimentTracker(MetricHistoryReads):
         values = coerce_metrics(metrics)
         self.run.log(values, step=step)
         self._history.append_entries([(step, time.time(), tuple(values), tuple(values.values()))])
+
+    def log_artifact(self, path: str | Path, name: str | None = None) -> ArtifactRecord:
+        """Log a file under ``name`` (default: its basename)."""
+        return self._listed(self.run.log_artifact(path, name), path)
+
+    def log_model(self, path: str | Path, framework: str | None = None) -> ArtifactRecord:
+        """Log a model file, with the framework it belongs to ("tensorflow", "pytorch", ...)."""
+        return self._listed(self.run.log_model(path, framework), path)
+
+    def log_figure(self, fig: Any, name: str) -> ArtifactRecord:
+        """Log a matplotlib Figure (or a PIL Image) as ``name`` (its extension picks the format)."""
+        return self._listed(self.run.log_figure(fig, name), None)
+
+    def _listed(self, record: ArtifactRecord, path: str | Path | None) -> ArtifactRecord:
+        self.artifacts.append(
+            {
+                "name": record.name,
+                "type": record.kind,
+                "path": None if path is None else str(path),
+                "size": record.size,
+                "framework": record.framework,
+                "media_type": record.media_type,
+                "upload": record.upload,
+                "timestamp": datetime.fromtimestamp(record.time).isoformat(),
+            }
+        )
+        return record
 
     def set_status(self, status: str) -> None:
         self.run.set_status(status)
@@ -135,7 +165,7 @@ class ExperimentTracker(MetricHistoryReads):
             "metadata": self.metadata,
             "hyperparameters": self.hyperparameters,
             "metrics": {"latest": {k: v for k, v in latest.items() if k not in ("timestamp", "step")}, "best": best},
-            "artifacts": [],
+            "artifacts": list(self.artifacts),
         }
         self.experiment_dir.mkdir(parents=True, exist_ok=True)
         path = self.experiment_dir / "summary.json"

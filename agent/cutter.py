@@ -29,6 +29,7 @@ DropCounter = Callable[[int, str, "Exception | None"], None]
 class PointCounter(Protocol):
     points: int
     batches: int
+    artifacts_dropped: int
 
 
 class Cutter:
@@ -76,8 +77,8 @@ class Cutter:
         events: dict[str, Any] = {}
         for _ in range(len(self._events)):
             kind, payload = self._events.popleft()
-            if kind == "status":
-                events.setdefault("status", []).append(payload)
+            if kind in ("status", "artifacts"):
+                events.setdefault(kind, []).append(payload)
             else:
                 events.setdefault(kind, {}).update(payload)
         if self._meta is not None:
@@ -108,10 +109,14 @@ class Cutter:
             return Held(batch.id.seq, pack_batch(batch), batch.point_count)
         except Exception as e:
             error: Exception = e
-        if batch.params or batch.tags or batch.meta or batch.status:
+        if batch.params or batch.tags or batch.meta or batch.status or batch.artifacts:
             log.error(
-                "run %s: batch %d: params/tags/status not packable (%s); dropped", batch.id.run, batch.id.seq, error
+                "run %s: batch %d: params/tags/status/artifact records not packable (%s); dropped",
+                batch.id.run,
+                batch.id.seq,
+                error,
             )
+            self._stats.artifacts_dropped += len(batch.artifacts)
             try:
                 return Held(batch.id.seq, pack_batch(Batch(batch.id, batch.metrics)), batch.point_count)
             except Exception as e:

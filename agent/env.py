@@ -164,6 +164,16 @@ DURABLE = EnvVar[bool](
     "Write (and fsync) every batch to the spool before shipping it: a killed process loses at most one flush.",
 )
 
+API_URL = EnvVar[str](
+    "AQUARIUM_API_URL",
+    str,
+    "",
+    "HTTP API artifacts are uploaded to (default: the URL a collector serving the API publishes in Redis).",
+)
+API_TOKEN = EnvVar[str](
+    "AQUARIUM_API_TOKEN", str, "", "Bearer token sent with every request to the HTTP API (artifact uploads)."
+)
+
 ALL = [
     REDIS_URL,
     DATA_DIR,
@@ -180,6 +190,8 @@ ALL = [
     COMMIT_WAIT,
     STREAM_PREFIX,
     DURABLE,
+    API_URL,
+    API_TOKEN,
 ]
 
 # Set by launchers, read only when the argument and the AQUARIUM_* variable are not given.

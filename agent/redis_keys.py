@@ -34,6 +34,11 @@ class RedisKeys:
         """String ``store-id host:path``: the one store this prefix's collectors write into (expires unless renewed)."""
         return f"{self.prefix}:store"
 
+    @property
+    def api(self) -> str:
+        """Hash: field ``url`` -> the HTTP API agents upload artifacts to (HSET by a collector serving it)."""
+        return f"{self.prefix}:api"
+
     def watermarks(self, run: str) -> str:
         """Hash: field ``rank/incarnation`` -> highest contiguous seq the store has committed."""
         return f"{self.prefix}:wm:{{{run}}}"

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
@@ -20,6 +21,7 @@ from . import env
 from .errors import InvalidValueError, NoActiveRunError, RunFinishedError
 from .gitinfo import git_info
 from .identity import Identity, resolve
+from .run_artifacts import RunArtifacts
 from .settings import AgentSettings
 from .shipper import FinishReport, Shipper, ShipperStats
 from .shutdown import process_end
@@ -35,6 +37,7 @@ from .values import (
     validate_key_set,
     validate_name,
 )
+from .wire import ArtifactRecord
 
 logger = logging.getLogger("aquarium.agent.run")
 
@@ -87,6 +90,7 @@ class Run:
         self._push_values, self._push_step = queue.values.extend, queue.steps.append
         self._push_time, self._push_key_set = queue.times.append, queue.key_set_ids.append
         self._event = self._shipper.events.append
+        self._artifacts = RunArtifacts(identity, settings, self._shipper.stats, self._event)
         self._event(("status", (self.status, _now())))
         if config:
             self.log_params(config)
@@ -197,6 +201,39 @@ class Run:
         self.status = validate_name(status, "status")
         self._event(("status", (status, _now())))
 
+    # -- artifacts -----------------------------------------------------------------------------
+    def log_artifact(
+        self, path: Any, name: str | None = None, step: int | None = None, meta: Mapping[str, Any] | None = None
+    ) -> ArtifactRecord:
+        """Record a file (default name: its basename); the bytes are uploaded in the background.
+
+        Raises InvalidValueError / InvalidNameError at the call, before anything is recorded, for
+        a missing file, a directory, a bad name, step or meta. Changing the file before its upload
+        finishes is detected: the upload is then marked changed, never stored as the same file.
+        """
+        self._check_open()
+        return self._artifacts.log_file(path, name, "file", step, meta)
+
+    def log_model(
+        self,
+        path: Any,
+        framework: str | None = None,
+        name: str | None = None,
+        step: int | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> ArtifactRecord:
+        """Record a model file (kind "model"), with the framework it is for ("pytorch", ...)."""
+        self._check_open()
+        return self._artifacts.log_file(path, name, "model", step, meta, framework)
+
+    def log_figure(
+        self, figure: Any, name: str, step: int | None = None, meta: Mapping[str, Any] | None = None
+    ) -> ArtifactRecord:
+        """Record a matplotlib Figure or a PIL Image, rendered now in the format of ``name``'s
+        extension (PNG without one)."""
+        self._check_open()
+        return self._artifacts.log_figure(figure, name, step, meta)
+
     def _check_open(self) -> None:
         if self._finished:
             raise RunFinishedError(self.id)
@@ -222,7 +259,17 @@ class Run:
         elif self.status not in TERMINAL_STATUSES:
             self.set_status(COMPLETED)
         self._finished = True
-        report = self._report = self._shipper.close(timeout, self.settings.commit_wait)
+        deadline = time.monotonic() + timeout
+        report = self._shipper.close(timeout, self.settings.commit_wait)
+        self._artifacts.wait(max(0.0, deadline - time.monotonic()))
+        stats = self.stats
+        report = self._report = replace(
+            report,
+            artifacts_logged=stats.artifacts_logged,
+            artifacts_uploaded=stats.artifacts_uploaded,
+            artifacts_pending=stats.artifacts_pending,
+            artifacts_failed=stats.artifacts_failed,
+        )
         process_end.untrack(self)
         if _current.get() is self:
             _current.set(None)
@@ -232,6 +279,14 @@ class Run:
                 self.id,
                 report.last_seq - report.committed_seq,
                 ", ".join(report.spooled_files),
+            )
+        if report.artifacts_pending:
+            logger.warning(
+                "run %s: %d of %d artifacts are not uploaded yet; `aquarium sync` uploads them (records in %s)",
+                self.id,
+                report.artifacts_pending,
+                report.artifacts_logged,
+                self._artifacts.uploads_dir,
             )
         if report.dropped_points:
             logger.warning("run %s: %d points were dropped (see earlier errors)", self.id, report.dropped_points)
@@ -312,6 +367,28 @@ def set_status(status: str) -> None:
 
 def set_tags(tags: Mapping[str, Any] | Iterable[str]) -> None:
     current_run().set_tags(tags)
+
+
+def log_artifact(
+    path: Any, name: str | None = None, step: int | None = None, meta: Mapping[str, Any] | None = None
+) -> ArtifactRecord:
+    return current_run().log_artifact(path, name, step, meta)
+
+
+def log_model(
+    path: Any,
+    framework: str | None = None,
+    name: str | None = None,
+    step: int | None = None,
+    meta: Mapping[str, Any] | None = None,
+) -> ArtifactRecord:
+    return current_run().log_model(path, framework, name, step, meta)
+
+
+def log_figure(
+    figure: Any, name: str, step: int | None = None, meta: Mapping[str, Any] | None = None
+) -> ArtifactRecord:
+    return current_run().log_figure(figure, name, step, meta)
 
 
 def finish(status: str | None = None) -> FinishReport:

@@ -22,10 +22,22 @@ class ShipperStats:
     redis_errors: int = 0
     committed_seq: int = -1
     last_error: str = ""
+    # Artifacts: logged by the logging threads (under the run's artifact lock), uploaded and
+    # failed by the uploader thread, dropped by the shipper (a record that could not be packed).
+    artifacts_logged: int = 0
+    artifacts_uploaded: int = 0
+    artifacts_failed: int = 0
+    artifacts_dropped: int = 0
+    artifact_bytes_uploaded: int = 0
 
     @property
     def dropped_points(self) -> int:
         return self.dropped_in_shipper + self.dropped_at_queue
+
+    @property
+    def artifacts_pending(self) -> int:
+        """Logged, and neither uploaded nor failed for good: in ``<spool dir>/uploads/``."""
+        return max(0, self.artifacts_logged - self.artifacts_uploaded - self.artifacts_failed)
 
 
 @dataclass
@@ -42,3 +54,7 @@ class FinishReport:
     # (Redis was unreachable and the disk refused them): stored, unless Redis lost them too.
     unconfirmed_points: int = 0
     timed_out: bool = False
+    artifacts_logged: int = 0
+    artifacts_uploaded: int = 0
+    artifacts_pending: int = 0  # left for `aquarium sync` (their records are in <spool dir>/uploads/)
+    artifacts_failed: int = 0  # refused by the collector (400/413/401): the reasons were logged

@@ -264,6 +264,11 @@ def _pack_artifact(a: ArtifactRecord) -> dict[str, Any]:
     return packed
 
 
+def packed_artifact_bytes(a: ArtifactRecord) -> int:
+    """How many bytes ``a`` takes in a batch (raises what packing it would raise)."""
+    return len(msgpack.packb(_pack_artifact(a), use_bin_type=True))
+
+
 def _artifact(raw: Any) -> ArtifactRecord:
     if not isinstance(raw, dict):
         raise WireFormatError(f"an artifact record must be a map, got {_describe(raw)}")

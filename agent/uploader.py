@@ -1,0 +1,335 @@
+"""The uploader thread: one per process, moving every run's artifacts to the collector.
+
+``log_artifact`` hands it a job and returns; the thread hashes the file, asks the collector
+whether it already holds those bytes (link), and PUTs them if not. It never holds a lock that
+``log()`` needs (``log()`` takes none), and the heavy work (file reads, sha256, socket writes in
+1 MiB pieces) runs with the GIL released. What cannot be done now is retried with exponential
+backoff and full jitter; what the collector refuses is counted failed and logged with the
+reason. Each job's pending-upload record stays on disk until the upload completes, so what is
+left at exit is completed by `aquarium sync`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import redis
+
+from . import artifact_http as protocol
+from . import env
+from . import pending_uploads as pending
+from .artifact_http import ContentChanged, Endpoint, Refused, RetryLater
+from .pending_uploads import PendingUpload
+from .redis_keys import RedisKeys
+from .stats import ShipperStats
+
+log = logging.getLogger("aquarium.agent.uploader")
+
+BACKOFF_FIRST = 0.25
+BACKOFF_MAX = 30.0
+BACKOFF_WHILE_WAITED_FOR = 0.5  # finish() or sync waits: retry at least this often
+REHASH_LIMIT = 3  # a file still changing after this many passes is refused
+API_KEY_FIELD = "url"
+Progress = Callable[[int], None]
+
+
+def api_key(prefix: str) -> str:
+    """Redis hash a collector serving the HTTP API writes: field ``url``."""
+    return RedisKeys(prefix).api
+
+
+class ApiLocator:
+    """Where the API is: AQUARIUM_API_URL, the record's own, else what the collector published."""
+
+    def __init__(self, socket_timeout: float = 2.0, url: str = "", redis_url: str = "") -> None:
+        self._found: dict[tuple[str, str], str] = {}
+        self._socket_timeout = socket_timeout
+        self._url = url  # given explicitly (`aquarium sync --api-url`): wins over everything
+        self._redis_url = redis_url  # where to look it up instead of the record's own Redis
+
+    def endpoint(self, record: PendingUpload) -> Endpoint:
+        token = env.API_TOKEN.get()
+        url = self._url or env.API_URL.get() or record.api_url
+        return Endpoint(url or self._published(self._redis_url or record.redis_url, record.prefix), token)
+
+    @property
+    def fixed(self) -> bool:
+        return bool(self._url or env.API_URL.get())
+
+    def forget(self, record: PendingUpload) -> None:
+        """The URL did not answer: look it up again next time (the collector may have moved)."""
+        self._found.pop((record.redis_url, record.prefix), None)
+
+    def _published(self, redis_url: str, prefix: str) -> str:
+        key = (redis_url, prefix)
+        if key in self._found:
+            return self._found[key]
+        if not redis_url:
+            raise RetryLater("no API URL: set AQUARIUM_API_URL (no Redis to look it up in)")
+        try:
+            client = redis.Redis.from_url(
+                redis_url, socket_timeout=self._socket_timeout, socket_connect_timeout=self._socket_timeout
+            )
+            try:
+                raw = client.hget(api_key(prefix), API_KEY_FIELD)
+            finally:
+                client.close()
+        except redis.RedisError as e:
+            raise RetryLater(f"looking up the API URL in Redis failed ({type(e).__name__}: {e})") from e
+        if not raw:
+            raise RetryLater(
+                f"no collector serving the HTTP API has published its URL in {api_key(prefix)} "
+                "(start one with `aquarium collector --http-port`, or set AQUARIUM_API_URL)"
+            )
+        url = raw.decode() if isinstance(raw, bytes) else str(raw)
+        self._found[key] = url
+        return url
+
+
+@dataclass
+class Attempt:
+    """One upload's progress across attempts: the hash once known, and whether it changed."""
+
+    record: PendingUpload
+    call_size: int
+    call_mtime_ns: int
+    hashed: protocol.FileHash | None = None
+    changed: bool = False
+    rehashes: int = 0
+
+
+def upload_once(attempt: Attempt, locator: ApiLocator, progress: Progress | None = None) -> str:
+    """One try: hash (if not yet), link, PUT. Returns the stored state; raises RetryLater,
+    Refused, or ContentChanged (after which the next try hashes again). ``progress`` hears of
+    every byte hashed and every byte sent (2 x the size for a file the collector lacks)."""
+    record = attempt.record
+    endpoint = locator.endpoint(record)
+    if attempt.hashed is not None and _stat_of(record.path) != (attempt.hashed.size, attempt.hashed.mtime_ns):
+        attempt.hashed = None  # changed since the last try hashed it
+    if attempt.hashed is None:
+        attempt.hashed = _hash(attempt, progress)
+    hashed = attempt.hashed
+    try:
+        state = protocol.link(endpoint, record.run, record.upload, hashed.sha256, hashed.size, attempt.changed)
+        if state is None:
+            state = protocol.put(
+                endpoint, record.run, record.upload, record.path, hashed.sha256, hashed.size, attempt.changed, progress
+            )
+    except RetryLater:
+        if not locator.fixed and not record.api_url:
+            locator.forget(record)
+        raise
+    except ContentChanged:
+        attempt.hashed = None
+        attempt.rehashes += 1
+        if attempt.rehashes >= REHASH_LIMIT:
+            raise Refused(0, "still_changing", f"{record.path} kept changing while it was uploaded") from None
+        raise
+    return state
+
+
+def _stat_of(path: str) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_size, info.st_mtime_ns
+
+
+def _hash(attempt: Attempt, progress: Progress | None = None) -> protocol.FileHash:
+    record = attempt.record
+    try:
+        hashed = protocol.hash_file(record.path, progress)
+    except FileNotFoundError:
+        raise Refused(0, "file_gone", f"{record.path} was removed before it was uploaded") from None
+    except OSError as e:
+        raise Refused(0, "unreadable", f"{record.path}: {e}") from None
+    changed = not hashed.stable or (hashed.size, hashed.mtime_ns) != (attempt.call_size, attempt.call_mtime_ns)
+    if changed and not attempt.changed:
+        log.warning(
+            "run %s: artifact %r: %s changed after it was logged (size %d -> %d); uploading the current "
+            "bytes, marked changed",
+            record.run,
+            record.name,
+            record.path,
+            attempt.call_size,
+            hashed.size,
+        )
+    attempt.changed = attempt.changed or changed
+    return hashed
+
+
+def backoff(attempts: int, cap: float = BACKOFF_MAX) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, first * 2**attempts)]."""
+    return random.uniform(0.0, min(cap, BACKOFF_FIRST * 2 ** min(attempts, 30)))
+
+
+@dataclass
+class Job:
+    attempt: Attempt
+    stats: ShipperStats
+    spool_dir: Path
+    due: float = 0.0
+    tries: int = 0
+    reasons: set[str] = field(default_factory=set)
+
+
+class Uploader:
+    """The process's upload thread and its queue of jobs (every run's)."""
+
+    def __init__(self) -> None:
+        self._jobs: list[Job] = []
+        self._active: Job | None = None
+        self._cond = threading.Condition()
+        self._waiters = 0
+        self._locator = ApiLocator()
+        self._locks: dict[Path, pending.OwnerLock] = {}
+        self._thread = threading.Thread(target=self._loop, name="aquarium-uploader", daemon=True)
+        self._thread.start()
+
+    def owner_name(self, spool_dir: Path) -> str:
+        """The lock file marking this process's records in ``spool_dir`` as live."""
+        with self._cond:
+            lock = self._locks.get(spool_dir)
+            if lock is None:
+                try:
+                    lock = self._locks[spool_dir] = pending.OwnerLock(spool_dir)
+                except OSError as e:  # the records then have no owner: sync may upload them too (harmless)
+                    log.warning("cannot create the uploader's lock file in %s (%s)", spool_dir, e)
+                    return ""
+            return lock.name
+
+    def submit(self, record: PendingUpload, stats: ShipperStats, spool_dir: Path) -> None:
+        job = Job(Attempt(record, record.size, record.mtime_ns), stats, spool_dir)
+        with self._cond:
+            self._jobs.append(job)
+            self._cond.notify_all()
+
+    def wait(self, stats: ShipperStats, timeout: float) -> bool:
+        """Wait until no job of the run with ``stats`` is left; False if some still are."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._waiters += 1
+            try:
+                for job in self._jobs:
+                    if job.stats is stats:
+                        job.due = min(job.due, time.monotonic())  # retry now
+                self._cond.notify_all()
+                while self._has_jobs(stats):
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not self._thread.is_alive():
+                        return False
+                    self._cond.wait(min(left, 0.5))
+                return True
+            finally:
+                self._waiters -= 1
+
+    def _has_jobs(self, stats: ShipperStats) -> bool:
+        return (self._active is not None and self._active.stats is stats) or any(j.stats is stats for j in self._jobs)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    now = time.monotonic()
+                    job = min(self._jobs, key=lambda j: j.due, default=None)
+                    if job is not None and job.due <= now:
+                        self._jobs.remove(job)
+                        self._active = job
+                        break
+                    self._cond.wait(None if job is None else job.due - now)
+            try:
+                self._run(job)
+            except Exception as e:  # a bug must not end uploading silently
+                log.exception("run %s: artifact upload failed unexpectedly", job.attempt.record.run)
+                self._retry(job, f"bug: {type(e).__name__}: {e}")
+            finally:
+                with self._cond:
+                    self._active = None
+                    self._cond.notify_all()
+
+    def _run(self, job: Job) -> None:
+        record = job.attempt.record
+        try:
+            state = upload_once(job.attempt, self._locator)
+        except (RetryLater, ContentChanged) as e:
+            self._retry(job, str(e))
+            return
+        except Refused as e:
+            job.stats.artifacts_failed += 1
+            reason = f"{e.code}: {e.message}" if e.status == 0 else str(e)
+            log.error(
+                "run %s: artifact %r (%s) was refused and is not uploaded: %s",
+                record.run,
+                record.name,
+                record.path,
+                reason,
+            )
+            _write_quietly(job.spool_dir, replace(record, failed=reason))
+            return
+        job.stats.artifacts_uploaded += 1
+        job.stats.artifact_bytes_uploaded += job.attempt.hashed.size if job.attempt.hashed else 0
+        if state == "changed":
+            log.warning("run %s: artifact %r is stored marked changed", record.run, record.name)
+        finish_record(job.spool_dir, record)
+
+    def _retry(self, job: Job, reason: str) -> None:
+        record = job.attempt.record
+        cause = reason.split(":", 1)[0]
+        if cause not in job.reasons:
+            job.reasons.add(cause)
+            log.warning(
+                "run %s: artifact %r not uploaded yet (%s); retrying in the background", record.run, record.name, reason
+            )
+        job.tries += 1
+        with self._cond:
+            cap = BACKOFF_WHILE_WAITED_FOR if self._waiters else BACKOFF_MAX
+            job.due = time.monotonic() + backoff(job.tries, cap)
+            self._jobs.append(job)
+
+
+def finish_record(spool_dir: Path, record: PendingUpload) -> None:
+    """The upload is complete: its record (and a rendered figure) go."""
+    try:
+        pending.remove(spool_dir, record.upload)
+        if record.owned_file:
+            Path(record.path).unlink(missing_ok=True)
+    except OSError as e:
+        log.warning("run %s: could not remove the finished upload record %s (%s)", record.run, record.upload, e)
+
+
+def _write_quietly(spool_dir: Path, record: PendingUpload) -> None:
+    try:
+        pending.write(spool_dir, record)
+    except OSError as e:
+        log.warning("run %s: could not update the upload record %s (%s)", record.run, record.upload, e)
+
+
+_shared: Uploader | None = None
+_shared_lock = threading.Lock()
+
+
+def shared() -> Uploader:
+    """The process's uploader, started on first use."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = Uploader()
+        return _shared
+
+
+def _forget_after_fork() -> None:
+    """A forked child has no uploader thread: it starts its own if it logs artifacts."""
+    global _shared, _shared_lock
+    _shared, _shared_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
