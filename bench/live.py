@@ -152,10 +152,19 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _wait_for_store(data_dir: Path) -> None:
-    """The collector has created the store (the subscriber's backfill reads it)."""
+    """The collector has created and migrated the store (the subscriber's backfill reads it)."""
+    from aquarium.agent.errors import AquariumError
+    from aquarium.collector.client import Api
+
     deadline = time.monotonic() + 60
-    while not (data_dir / "aquarium.db").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while True:
+        try:
+            Api(data_dir).close()
+            return
+        except AquariumError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def report(out: dict[str, Any]) -> None:

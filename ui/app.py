@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 import panel as pn
 import param
+import redis
 
 from aquarium.collector import Api
 
@@ -32,7 +33,7 @@ __all__ = ["Dashboard", "create_app"]
 log = logging.getLogger("aquarium.ui.app")
 
 TITLE = "Aquarium"
-TABS = ("experiments", "run", "compare", "visualize")
+TABS = ("experiments", "run", "compare", "visualize", "export")
 LEVEL_COLOURS = {Level.OK: "#5cb85c", Level.WARN: "#f0ad4e", Level.DOWN: "#d9534f", Level.UNKNOWN: "#a9b7c6"}
 
 
@@ -43,6 +44,15 @@ class Dashboard:
     api: Api
     hub: LiveHub
     health: HealthMonitor
+    source: str = ""  # what export workers read: the data dir (absolute) or the API URL
+    redis_url: str | None = None  # where export jobs are queued; None: no Export tab actions
+    _connection: redis.Redis | None = None
+
+    def export_connection(self) -> redis.Redis | None:
+        """One Redis client for every session's export jobs (a thread-safe pool)."""
+        if self._connection is None and self.redis_url:
+            self._connection = redis.Redis.from_url(self.redis_url, socket_connect_timeout=5.0, socket_timeout=10.0)
+        return self._connection
 
     def start(self) -> "Dashboard":
         self.hub.start()
@@ -53,6 +63,8 @@ class Dashboard:
         self.hub.stop()
         self.health.stop()
         self.api.close()
+        if self._connection is not None:
+            self._connection.close()
 
 
 class Route(param.Parameterized):
@@ -90,12 +102,14 @@ class Session:
         self.run_view = RunView(self.api, self.hub, "", notify=self.say)
         self.compare_slot = pn.Column(sizing_mode="stretch_width")
         self.visualize_slot = pn.Column(sizing_mode="stretch_width")
+        self.export_view = self._export_view()
         self._shown: dict[str, str] = {}  # tab -> the ids its view was built for
         self.tabs = pn.Tabs(
             ("Experiments", self.experiments),
             ("Run", self.run_view),
             ("Compare", self.compare_slot),
             ("Visualize", self.visualize_slot),
+            ("Export", self.export_view),
             dynamic=True,
             sizing_mode="stretch_width",
         )
@@ -109,6 +123,21 @@ class Session:
         self._route_changed()
         self.show_health()
         self.say("ready")
+
+    def _export_view(self) -> Any:
+        """The Export tab: export cards for the runs ticked in the list (jobs need Redis)."""
+        connection = self.dashboard.export_connection()
+        if connection is None:
+            return html_pane(
+                '<div class="aq-card"><h3>Export</h3>Exports run as jobs on Redis: start the dashboard with '
+                "<code>--redis-url</code> (<code>aquarium up</code> does) and a worker.</div>",
+                sizing_mode="stretch_width",
+            )
+        from .views.exports import ExportView
+
+        view = ExportView(connection, self.dashboard.source, run_ids=list(self.experiments.selected))
+        self.experiments.param.watch(lambda event: setattr(view, "run_ids", list(event.new)), "selected")
+        return view
 
     # -- the template -----------------------------------------------------------------------------
     def template(self) -> pn.template.BootstrapTemplate:
@@ -242,6 +271,10 @@ class Session:
             self.experiments.reload()
         elif tab == "run":
             self.run_view.refresh()
+        elif tab == "export":
+            poll = getattr(self.export_view, "poll", None)
+            if poll is not None:
+                poll()
         else:
             ids = self._shown.get(tab, "")
             self._fill(tab, _ids(ids))

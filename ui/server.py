@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import panel as pn
@@ -57,7 +58,10 @@ class UiSettings:
 
 def dashboard_for(target: str, redis_url: str | None, prefix: str = "aquarium", token: str | None = None) -> Dashboard:
     """The process-wide parts over ``target`` (a data dir or an API URL); not started yet."""
-    return Dashboard(Api(target, token=token), LiveHub(redis_url, prefix), HealthMonitor(redis_url, prefix))
+    source = target if target.startswith(("http://", "https://")) else str(Path(target).resolve())
+    return Dashboard(
+        Api(target, token=token), LiveHub(redis_url, prefix), HealthMonitor(redis_url, prefix), source, redis_url
+    )
 
 
 def _free_port(host: str) -> int:

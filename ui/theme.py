@@ -51,6 +51,13 @@ body, #main, .main, #content {{ background: var(--aq-bg) !important; color: var(
   border-bottom: 1px solid var(--aq-grid); }}
 .aq-card th {{ color: var(--aq-muted); font-weight: 500; }}
 .aq-muted {{ color: var(--aq-muted); }}
+.aq-job {{ border-top: 1px solid var(--aq-grid); padding: 6px 0; }}
+.aq-report {{ font-size: 0.85em; color: var(--aq-muted); margin: 2px 0 4px 0; }}
+.aq-report table {{ border-collapse: collapse; margin-top: 4px; }}
+.aq-report td, .aq-report th {{ padding: 2px 14px 2px 0; text-align: left; vertical-align: top; }}
+.aq-report th {{ font-weight: 500; border-bottom: 1px solid var(--aq-grid); }}
+.aq-lost, .aq-failed {{ color: var(--aq-danger); }}
+.aq-ok {{ color: var(--aq-success); }}
 .aq-gap {{ color: var(--aq-warning); font-weight: 600; }}
 .aq-error {{ background: rgba(217, 83, 79, 0.15); border-left: 4px solid var(--aq-danger);
   padding: 6px 10px; color: var(--aq-text); }}

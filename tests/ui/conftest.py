@@ -3,12 +3,13 @@ agent, the dashboard served on a free port, and Debian's Chromium driven by Play
 
 The server and the browser are module-scoped (starting them is the slow part); each test gets a
 fresh page whose console errors, uncaught exceptions, dialogs and requests leaving 127.0.0.1 fail
-the test. Screenshots go under the test's tmp dir and to ``/work/briefs/screenshots/`` when that
-folder exists.
+the test. Screenshots of each view are kept as test artifacts in ``.test-artifacts/screenshots/``
+(or ``$AQUARIUM_SCREENSHOTS``), besides the test's tmp dir.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import time
@@ -28,7 +29,7 @@ from aquarium.collector import Api
 playwright_api = pytest.importorskip("playwright.sync_api", reason="the ui tests drive Chromium with Playwright")
 
 CHROMIUM = "/usr/bin/chromium"
-SHOTS = Path("/work/briefs/screenshots")
+SHOTS = Path(os.environ.get("AQUARIUM_SCREENSHOTS") or Path(__file__).parents[2] / ".test-artifacts" / "screenshots")
 XSS_NAME = "<img src=x onerror=alert(1)>"
 SWEEP = 30  # runs of the "sweep" experiment: more than one page of the table
 DDP_STEPS = 3000
@@ -176,8 +177,8 @@ def screenshot(tmp_path: Path, request: pytest.FixtureRequest) -> Any:
     def take(page: Any, name: str) -> Path:
         path = tmp_path / f"{name}.png"
         page.screenshot(path=str(path), full_page=True)
-        if SHOTS.is_dir():
-            shutil.copy(path, SHOTS / path.name)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, SHOTS / path.name)
         return path
 
     return take

@@ -16,19 +16,13 @@ import numpy as np
 import panel as pn
 import pytest
 from batches import make_batch
+from conftest import SHOTS as SCREENSHOTS
 from PIL import Image
 
 from aquarium.collector import Api, Store
 from aquarium.ui.views.compare import CompareView, differing, render_png
 
-# Panel 1.9's Tabulator calls DataFrame.reset_index(inplace=True), which pandas 3.1 deprecates
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:The inplace keyword in DataFrame.reset_index:DeprecationWarning",
-    "ignore:The inplace keyword in DataFrame.reset_index",
-)
-
 XSS = "<img src=x onerror=alert(1)>"
-SCREENSHOTS = Path("/work/briefs/screenshots")
 RUNS = [
     ("r1", "baseline", {"lr": 0.1, "batch_size": 32, "optimizer": "sgd", "seed": 1}),
     ("r2", XSS, {"lr": 0.01, "batch_size": 32, "optimizer": XSS, "seed": 1}),

@@ -94,8 +94,6 @@ def test_a_name_holding_html_is_shown_as_text(page: Any, served: Served, screens
     screenshot(page, "run-html-name")
 
 
-# ui/views/compare.py (built beside this app) still uses Panel 1.9's deprecated name= and button_type=
-@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
 def test_ticked_runs_open_in_the_compare_view_with_a_shareable_url(page: Any, served: Served, screenshot: Any) -> None:
     open_page(page, served.url)
     wait_pager(page, f"of {served.seeded.total}")

@@ -66,11 +66,29 @@ FORMS: dict[str, TargetForm] = {
         (Field("log_dir", "Log directory", "./tensorboard"),),
         lambda run, v: {"log_dir": str(Path(v["log_dir"]).expanduser().resolve())},
     ),
+    "wandb": TargetForm(
+        "Weights & Biases",
+        (
+            Field("project", "Project (default: the run's experiment)", ""),
+            Field("mode", "Mode", "offline", ("offline", "online")),
+            Field("dir", "Directory (offline runs under <dir>/wandb)", "."),
+        ),
+        lambda run, v: {
+            "project": v["project"] or None,
+            "mode": v["mode"],
+            "dir": str(Path(v["dir"]).expanduser().resolve()),
+        },
+    ),
     "json": TargetForm("JSON", (Field("out", "Directory", "./exports"),), _file_in(".json")),
     "csv": TargetForm(
         "CSV",
         (Field("out", "Directory", "./exports"), Field("layout", "Layout", "long", ("long", "wide"))),
         _file_in(".csv"),
+    ),
+    "seed": TargetForm(
+        "Seed directories",
+        (Field("out", "Base directory of the <name>_<id>/ dirs", "./neural_experiments"),),
+        lambda run, v: {"out": str(Path(v["out"]).expanduser().resolve())},
     ),
 }
 
