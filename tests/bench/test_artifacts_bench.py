@@ -1,4 +1,4 @@
-"""bench/agent_artifacts.py --quick end to end (a real redis-server and `aquarium collector
+"""bench/artifacts.py --quick end to end (a real redis-server and `aquarium collector
 --http-port`): it runs, every upload completes, the training process's memory does not follow the file size,
 and the last line of stdout is the JSON object of headline figures."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "agent_artifacts.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "artifacts.py"
 
 HEADLINE = {
     "bench", "mode", "sizes_mb", "cp_mb_s", "upload_mb_s", "upload_over_cp", "upload_busy_mb_s", "call_ms",
@@ -30,7 +30,7 @@ def test_artifacts_bench_quick(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     head = json.loads(proc.stdout.strip().splitlines()[-1])
     assert HEADLINE <= head.keys(), HEADLINE - head.keys()
-    assert head["bench"] == "agent_artifacts" and head["mode"] == "quick" and head["sizes_mb"] == [100.0, 25.0]
+    assert head["bench"] == "artifacts" and head["mode"] == "quick" and head["sizes_mb"] == [100.0, 25.0]
     assert head["uploaded"] == 4 and head["failed"] == 0 and head["dropped_points"] == 0
     # streamed in 1 MiB pieces: uploading 100 MB grows the training process by far less than the file
     assert all(0 <= growth < 25 for growth in head["rss_growth_mb"]), head["rss_growth_mb"]
