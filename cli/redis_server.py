@@ -49,7 +49,7 @@ def find_redis_server() -> str:
     )
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child, before exec: on Linux, get SIGTERM when the parent dies, even by SIGKILL,
     so a killed `aquarium up` leaves no orphaned Redis (its own session keeps it out of Ctrl-C)."""
     if sys.platform.startswith("linux"):
@@ -106,7 +106,7 @@ class RedisServer:
         ]
         log_file = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent
+            args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent
         )
         log_file.close()
         deadline = time.monotonic() + timeout

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +32,7 @@ from .api import start_beside
 from .data_dir import require_writable
 from .options import data_dir_option, http_options, plural, redis_options, say
 from .redis_probe import port_url, probe, probe_failure
-from .redis_server import RedisServer, free_port
+from .redis_server import RedisServer, die_with_parent, free_port
 from .serve import summary_line
 
 if TYPE_CHECKING:
@@ -84,6 +86,7 @@ def supervise(
     say: Callable[[str], None],
     http: tuple[str, int] | None = None,
     ui: tuple[str, int] | None = None,
+    worker: bool = False,
 ) -> UpResult:
     """Start Redis (a child on ``port`` unless ``redis_url`` is given), then the collector.
 
@@ -118,12 +121,15 @@ def supervise(
         collector = Collector(settings)
         api = None
         dashboard = None
+        jobs: subprocess.Popen[bytes] | None = None
         try:
             if http is not None:
                 api = start_beside(collector, *http)
                 say(f"API on {api.url} (runs, series, /metrics)")
             if ui is not None:
                 dashboard = start_dashboard(data_dir, redis_url, prefix, *ui, say=say)
+            if worker:
+                jobs = start_worker(data_dir, redis_url, prefix, say)
             say(f"Redis is ready. Point training scripts at it:\n\n    export AQUARIUM_REDIS_URL={redis_url}\n")
             collector.ingest_spool()
             if collector.stats.spool_batches:
@@ -133,6 +139,8 @@ def supervise(
             run_collector(collector, stop)
             summary = summary_line(collector)
         finally:
+            if jobs is not None:
+                stop_worker(jobs)
             if dashboard is not None:
                 dashboard.stop()
             if api is not None:
@@ -148,6 +156,31 @@ def supervise(
             watcher.join()
         if server is not None:
             server.stop()
+
+
+def start_worker(data_dir: Path, redis_url: str, prefix: str, say: Callable[[str], None]) -> subprocess.Popen[bytes]:
+    """An `aquarium worker` child for the export and import jobs (RQ's forking worker wants a
+    process of its own: it handles signals in its main thread); its log goes to DATA_DIR."""
+    log_path = data_dir / "worker.log"
+    argv = [sys.executable, "-P", "-c", "from aquarium.cli import main; main()", "worker"]
+    argv += ["--redis-url", redis_url, "--prefix", prefix]
+    with open(log_path, "ab") as log_file:
+        child = subprocess.Popen(
+            argv, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent
+        )
+    say(f"export worker (pid {child.pid}; log in {log_path})")
+    return child
+
+
+def stop_worker(child: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    """SIGTERM: RQ finishes the job it is running (warm shutdown); SIGKILL if it does not end."""
+    if child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def start_dashboard(
@@ -213,6 +246,7 @@ def _watch(server: RedisServer, stop: StopSignals, died: list[int | None]) -> No
     help="Address the dashboard listens on. Any non-loopback address needs AQUARIUM_API_TOKEN.",
 )
 @click.option("--no-ui", is_flag=True, help="Do not serve the dashboard.")
+@click.option("--no-worker", is_flag=True, help="Do not start an export worker.")
 def up(
     port: int,
     redis_url: str | None,
@@ -224,6 +258,7 @@ def up(
     ui_port: int,
     ui_host: str,
     no_ui: bool,
+    no_worker: bool,
 ) -> None:
     """Start Redis and a collector in the foreground; Ctrl-C stops both.
 
@@ -232,8 +267,9 @@ def up(
     `up` says so and exits 1 (use --port 0 for any free port). It prints the
     `export AQUARIUM_REDIS_URL=...` line for training scripts, ingests spooled (offline)
     batches under DATA_DIR, then stores every batch agents send until Ctrl-C or SIGTERM. The
-    HTTP API (runs, series, /metrics) is served on --http-host:--http-port unless --no-api, and
-    the dashboard on --ui-host:--ui-port unless --no-ui (it prints both URLs).
+    HTTP API (runs, series, /metrics) is served on --http-host:--http-port unless --no-api, the
+    dashboard on --ui-host:--ui-port unless --no-ui (it prints both URLs), and an `aquarium
+    worker` runs the export and import jobs unless --no-worker.
     """
     require_writable(data_dir)
     if not no_ui:
@@ -246,5 +282,5 @@ def up(
     with StopSignals() as stop:
         http = None if no_api else (http_host, http_port)
         ui = None if no_ui else (ui_host, ui_port)
-        result = supervise(data_dir, port, redis_url, prefix, stop, say, http, ui)
+        result = supervise(data_dir, port, redis_url, prefix, stop, say, http, ui, worker=not no_worker)
     say(f"stopped ({result.stopped_by or 'done'}): {result.summary}")

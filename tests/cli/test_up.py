@@ -103,6 +103,10 @@ def wait_for_points(data_dir: Path, run_id: str, count: int, timeout: float = 20
     pytest.fail(f"run {run_id} never had {count} points stored; last seen: {run}")
 
 
+def redis_children(pid: int) -> list[psutil.Process]:
+    return [p for p in psutil.Process(pid).children(recursive=True) if "redis" in p.name()]
+
+
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_up_collects_a_run_and_stops_cleanly(start_up, tmp_path: Path, stop_signal: signal.Signals) -> None:
     data_dir = tmp_path / "data"
@@ -158,7 +162,7 @@ def test_up_with_a_redis_url_starts_no_redis(start_up, redis_url: str, tmp_path:
     up = start_up("--data-dir", str(data_dir), env={"AQUARIUM_REDIS_URL": redis_url})
     assert up.wait_for(r"export AQUARIUM_REDIS_URL=(\S+)").group(1) == redis_url
     up.wait_for(r"Ctrl-C stops")
-    assert not psutil.Process(up.process.pid).children(recursive=True)
+    assert not redis_children(up.process.pid)
     with aq.init(experiment="up", run_id="external", redis_url=redis_url, data_dir=tmp_path / "agent") as run:
         run.log({"loss": 1.0}, step=0)
     wait_for_points(data_dir, "external", 1)
@@ -183,11 +187,11 @@ def test_a_killed_up_leaves_no_orphaned_redis(start_up, tmp_path: Path) -> None:
     up = start_up("--port", "0", "--data-dir", str(tmp_path / "data"))
     up.wait_for(r"Ctrl-C stops")
     children = psutil.Process(up.process.pid).children(recursive=True)
-    assert children, "no Redis child"
+    assert redis_children(up.process.pid) and len(children) >= 2  # Redis and the export worker
     up.process.kill()  # SIGKILL: no chance to clean up
     up.process.wait()
     gone, alive = psutil.wait_procs(children, timeout=10)
-    assert not alive, f"Redis children {[p.pid for p in alive]} outlived a SIGKILLed `aquarium up`"
+    assert not alive, f"children {[p.pid for p in alive]} outlived a SIGKILLed `aquarium up`"
 
 
 def test_up_on_a_port_where_redis_already_runs_uses_it(start_up, fresh_redis, tmp_path: Path) -> None:
@@ -195,10 +199,35 @@ def test_up_on_a_port_where_redis_already_runs_uses_it(start_up, fresh_redis, tm
     up = start_up("--port", str(fresh_redis.port), "--data-dir", str(data_dir))
     assert up.wait_for(r"export AQUARIUM_REDIS_URL=(\S+)").group(1) == fresh_redis.url
     up.wait_for(r"Ctrl-C stops")
-    assert not psutil.Process(up.process.pid).children(recursive=True)
+    assert not redis_children(up.process.pid)
     with aq.init(experiment="up", run_id="existing", redis_url=fresh_redis.url, data_dir=tmp_path / "agent") as run:
         run.log({"loss": 2.0}, step=0)
     wait_for_points(data_dir, "existing", 1)
     up.process.send_signal(signal.SIGINT)
     assert up.process.wait(timeout=20) == 0, up.text()
     assert fresh_redis.process is not None and fresh_redis.process.poll() is None  # not ours to stop
+
+
+def test_up_starts_an_export_worker_that_runs_jobs_and_stops_with_it(start_up, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    up = start_up("--port", "0", "--data-dir", str(data_dir), "--no-ui", "--no-api")
+    pid = int(up.wait_for(r"export worker \(pid (\d+)").group(1))
+    url = up.wait_for(r"export AQUARIUM_REDIS_URL=(\S+)").group(1)
+    up.wait_for(r"Ctrl-C stops")
+    run = aq.init(experiment="up", run_id="to-export", redis_url=url, data_dir=tmp_path / "agent")
+    for step in range(20):
+        run.log({"loss": float(step)}, step=step)
+    run.finish()
+    wait_for_points(data_dir, "to-export", 20)
+    out = tmp_path / "to-export.json"
+    # enqueued only: the worker `up` started runs it
+    result = CliRunner().invoke(
+        cli,
+        ["export", "json", "to-export", "--out", str(out), "--data-dir", str(data_dir), "--redis-url", url],
+    )
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(out.read_text())["series"][0]["points"]) == 20
+    worker = psutil.Process(pid)
+    up.process.send_signal(signal.SIGINT)
+    assert up.process.wait(timeout=30) == 0, up.text()
+    assert not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE
