@@ -168,9 +168,14 @@ class Shipper:
         finish (``catch_up``) waits for a connection attempt; while one runs in the background,
         new batches wait in memory (within the bound), and go to the spool if it fails."""
         fresh = self._cutter.cut()
-        online = self._settings.mode == "online"
-        reply = self._link.connect(wait=catch_up) if online else None
-        connecting = reply is None and self._link.state is LinkState.CONNECTING
+        try:
+            online = self._settings.mode == "online"
+            reply = self._link.connect(wait=catch_up) if online else None
+            connecting = reply is None and self._link.state is LinkState.CONNECTING
+        except BaseException:
+            for held in fresh:  # cut but not placed: kept in memory, shipped or counted later
+                self._outbox.hold(held)
+            raise
         if (reply is None and not connecting) or self._segments.replay_pending or self._settings.durable:
             self._backlog.park(fresh)  # older batches wait in the spool (seq order), or the link is down
             self._backlog.settle()

@@ -228,3 +228,35 @@ def test_flush_says_false_when_the_cycle_that_answered_it_failed(
     assert run.flush(timeout=WAIT) is True  # the next cycle ships what the failed one left
     report = run.finish(timeout=WAIT)
     assert report.points == 1 and report.dropped_points == 0
+
+
+def test_batches_cut_before_a_failure_in_the_cycle_are_shipped_later_not_lost(
+    redis_url: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cycle raises after cutting (a bug in the link): the batches it cut stay in memory and
+    the next cycle ships them — every point stored, none dropped, no seq gap."""
+    ledger = Ledger()
+    with CollectorThread(redis_url, data_dir, ingest_spool=False) as running:
+        run = start_run(redis_url, data_dir, "cut-then-fail", flush_interval=3600.0)
+        for step in range(100):
+            ledger.log(run, step)
+        assert run.flush(timeout=WAIT)
+        link = run._shipper._link
+        real_connect = link.connect
+        calls: list[bool] = []
+
+        def fails_once(wait: bool) -> Any:
+            calls.append(wait)
+            if len(calls) == 1:
+                raise RuntimeError("a bug in connect")
+            return real_connect(wait=wait)
+
+        monkeypatch.setattr(link, "connect", fails_once)
+        for step in range(100, 300):
+            ledger.log(run, step)
+        assert run.flush(timeout=WAIT) is False  # the cycle that cut steps 100-299 failed
+        assert run.flush(timeout=WAIT) is True
+        report = run.finish(timeout=WAIT)
+        assert report.dropped_points == 0 and report.committed_seq == report.last_seq, report
+        wait_until(lambda: stored_points(running.collector.store, "cut-then-fail") == 300, "all 300 points stored")
+        ledger.check(running.collector.store)
