@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from aquarium.cli import cli
 from aquarium.collector import Store
-from aquarium.workers import ExportManager, Report, enqueue_export, wait_for
+from aquarium.workers import ExportError, ExportManager, Report, enqueue_export, wait_for
 from aquarium.workers.targets import Series
 from aquarium.workers.targets.wandb import WandbTarget, wandb_id
 from aquarium.workers.wandb_files import WandbFileError, read_run, run_dirs
@@ -113,6 +113,8 @@ def test_what_wandb_refuses_is_reported(source: Path, tmp_path: Path) -> None:
     WandbTarget()._history(logged, None, [twice], other, lambda *a: None, 0, 3)
     assert logged.rows == [(0, {"k": 1.0, "_timestamp": 1.0}), (1, {"k": 3.0, "_timestamp": 3.0})]
     assert other.fields["points"].kept == 2 and other.fields["points"].not_kept == 1
+    with pytest.raises(ExportError, match="the W&B mode is online or offline, not 'cloud'"):
+        run_export("wandb", "r3", str(source), {"dir": str(tmp_path / "out"), "mode": "cloud"})
     assert wandb_id("r3") == "r3" and wandb_id("a/b") != wandb_id("a_b") and "/" not in wandb_id("a/b")
 
     import wandb

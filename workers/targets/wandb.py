@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import re
 import shutil
@@ -217,7 +216,8 @@ class WandbTarget:
         done: int,
         total: int,
     ) -> int:
-        """Every point, one ``run.log`` per step with all the step's metrics, in step order."""
+        """Every point, one ``run.log`` per step with all the step's metrics, in step order; the
+        sorting, checks and per-step times in numpy, only the rows themselves in Python."""
         import numpy as np
 
         if not series:
@@ -234,55 +234,50 @@ class WandbTarget:
             elif rank:
                 report.note("points", "rank", "rank k>0 logged in its own W&B run <id>-rank<k>", len(s.steps))
             names.append(fixed)
-        steps = np.concatenate([s.steps for s in series])
-        values = np.concatenate([s.values for s in series]).tolist()
-        times = np.concatenate([s.times for s in series]).tolist()
-        which = np.concatenate([np.full(len(s.steps), i) for i, s in enumerate(series)])
-        order = np.argsort(steps, kind="stable")
-        steps, which = steps[order], which[order]
-        values = [values[i] for i in order.tolist()]
-        times = [times[i] for i in order.tolist()]
-        bounds = np.flatnonzero(np.diff(steps)) + 1
-        starts = [0, *bounds.tolist()]
-        ends = [*bounds.tolist(), len(steps)]
-        step_list, which_list = steps.tolist(), which.tolist()
-        nan = inf = 0
-        for a, b in zip(starts, ends):
-            step = step_list[a]
-            if step < 0:
-                report.note("points", "negative step", "W&B steps start at 0: not logged", b - a, kept=False,
-                            example=f"step {step}")  # fmt: skip
-                done += b - a
-                continue
-            row: dict[str, Any] = {}
-            latest, doubled = -math.inf, 0
-            for i in range(a, b):
-                name, value = names[which_list[i]], values[i]
-                if name in row:
-                    report.note("points", "same step", "W&B holds one value per key and step: the last one stays",
-                                kept=False, example=f"{name}@{step}")  # fmt: skip
-                    doubled += 1
-                if value != value:
-                    nan += 1
-                elif value in (math.inf, -math.inf):
-                    inf += 1
-                row[name] = value
-                at = times[i]
-                if at == at and at > latest:
-                    latest = at
-            if latest > -math.inf:
-                row["_timestamp"] = latest
-            wb.log(row, step=step, commit=True)
-            report.keep("points", b - a - doubled)
-            done += b - a
-            if done % 20_000 < b - a:
-                progress(done, total, "history")
-        report.note("points", "NaN", "stored by W&B as NaN (charts skip it)", nan)
-        report.note("points", "Inf", "stored by W&B as +/-Infinity (charts skip it)", inf)
+        steps = np.concatenate([s.steps for s in series]).astype(np.int64)
+        which = np.concatenate([np.full(len(s.steps), i, dtype=np.int64) for i, s in enumerate(series)])
+        values = np.concatenate([s.values for s in series]).astype(np.float64)
+        times = np.concatenate([s.times for s in series]).astype(np.float64)
+        order = np.lexsort((which, steps))  # by step, then series; stable, so a series' last value comes last
+        steps, which, values, times = steps[order], which[order], values[order], times[order]
+        keep = steps >= 0
+        if not keep.all():
+            first = int(steps[~keep][0])
+            report.note("points", "negative step", "W&B steps start at 0: not logged", int((~keep).sum()),
+                        kept=False, example=f"step {first}")  # fmt: skip
+        twice = np.zeros(len(steps), dtype=bool)
+        twice[:-1] = (steps[1:] == steps[:-1]) & (which[1:] == which[:-1])
+        twice &= keep
+        if twice.any():
+            i = int(np.flatnonzero(twice)[0])
+            report.note("points", "same step", "W&B holds one value per key and step: the last one stays",
+                        int(twice.sum()), kept=False, example=f"{names[int(which[i])]}@{int(steps[i])}")  # fmt: skip
+        done += int((~keep | twice).sum())
+        keep &= ~twice
+        steps, which, values, times = steps[keep], which[keep], values[keep], times[keep]
+        report.note("points", "NaN", "stored by W&B as NaN (charts skip it)", int(np.isnan(values).sum()))
+        report.note("points", "Inf", "stored by W&B as +/-Infinity (charts skip it)", int(np.isinf(values).sum()))
+        if not len(steps):
+            return done
+        starts = np.concatenate([[0], np.flatnonzero(np.diff(steps)) + 1])
+        latest = np.fmax.reduceat(times, starts).tolist()  # NaN only where every time of the step is
+        ends = [*starts[1:].tolist(), len(steps)]
+        point_names = [names[i] for i in which.tolist()]
+        value_list, step_list = values.tolist(), steps.tolist()
+        logged = 0
+        for a, b, at in zip(starts.tolist(), ends, latest):
+            row: dict[str, Any] = dict(zip(point_names[a:b], value_list[a:b]))
+            if at == at:
+                row["_timestamp"] = at
+            wb.log(row, step=step_list[a], commit=True)
+            logged += b - a
+            if logged % 20_000 < b - a:
+                progress(done + logged, total, "history")
+        report.keep("points", logged)
         if len(starts) < len(steps):
             report.note("points", "one row per step", "points of one step share one W&B row and its _timestamp",
                         len(steps) - len(starts))  # fmt: skip
-        return done
+        return done + logged
 
     @staticmethod
     def _notes(report: Report, status: str, started: float | None, ended: Any) -> None:
