@@ -90,7 +90,6 @@ for _command in (
     ui.ui,
 ):
     cli.add_command(_command)
-export.export.add_command(imports.export_seed_command)  # belongs in cli/export.py with the other targets
 
 
 def main() -> None:

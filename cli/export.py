@@ -1,4 +1,4 @@
-"""`aquarium export mlflow|tensorboard|wandb|json|csv RUN...`: export runs through RQ jobs or in-process."""
+"""`aquarium export mlflow|tensorboard|wandb|json|csv|seed RUN...`: export runs through RQ jobs or in-process."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def common(f: F) -> F:
 
 @click.group("export")
 def export() -> None:
-    """Export runs to MLflow, TensorBoard, W&B, JSON or CSV, with a kept/not-kept report per run."""
+    """Export runs to MLflow, TensorBoard, W&B, JSON, CSV or seed dirs, with a kept/not-kept report per run."""
 
 
 @export.command("mlflow")
@@ -75,6 +75,14 @@ def wandb_command(
 def json_command(out: Path, **kw: Any) -> None:
     """Write RUN... as JSON documents (the run and its series); several runs: <out>/<run>.json."""
     _export("json", _out_of(out, ".json", kw), **kw)
+
+
+@export.command("seed")
+@common
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Base dir of the <name>_<id>/ dirs.")
+def seed_command(out: Path, **kw: Any) -> None:
+    """Write RUN... in the seed tracker's format: <out>/<name>_<id>/ (metadata.json, metrics.json, ...)."""
+    _export("seed", lambda run: {"out": str(out.resolve())}, **kw)
 
 
 @export.command("csv")

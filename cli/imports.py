@@ -165,20 +165,3 @@ def _run_queued(
         return None
     with JobBars(jobs) as bars:
         return wait_for(jobs, bars.update)
-
-
-@click.command("seed")
-@click.argument("runs", nargs=-1)
-@click.option("--filter", "filter_", metavar="EXPR", default=None, help="Also every run matching EXPR.")
-@data_dir_option
-@api_url_option
-@redis_options()
-@click.option("--no-wait", is_flag=True, help="Only enqueue the jobs, print their ids and exit.")
-@click.option("--sync", is_flag=True, help="Export in this process: no Redis, no worker.")
-@click.option("--timeout", type=int, default=3600, show_default=True, help="Seconds one job may run.")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Base dir of the <name>_<id>/ dirs.")
-def export_seed_command(out: Path, **kw: Any) -> None:
-    """Write RUN... in the seed tracker's format: <out>/<name>_<id>/ (metadata.json, metrics.json, ...)."""
-    from .export import _export
-
-    _export("seed", lambda run: {"out": str(out.resolve())}, **kw)
