@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from .fsync import sync_dir
 from .wire import UPLOAD_ID_PATTERN
 
 UPLOADS = "uploads"
@@ -74,14 +75,14 @@ def write(spool_dir: Path, record: PendingUpload) -> Path:
         f.flush()
         os.fsync(f.fileno())
     os.replace(temp, path)
-    _sync_dir(folder)
+    sync_dir(folder)
     return path
 
 
 def remove(spool_dir: Path, upload: str) -> None:
     path = record_path(spool_dir, upload)
     path.unlink(missing_ok=True)
-    _sync_dir(path.parent)
+    sync_dir(path.parent)
 
 
 def read_all(spool_dir: Path) -> tuple[list[tuple[Path, PendingUpload]], list[tuple[Path, str]]]:
@@ -148,16 +149,3 @@ def remove_stale_locks(spool_dir: Path) -> None:
                 path.unlink(missing_ok=True)
         except (BlockingIOError, FileNotFoundError):
             continue
-
-
-def _sync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

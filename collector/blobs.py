@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import BinaryIO
 
 from aquarium.agent.errors import AquariumError
+from aquarium.agent.fsync import sync_dir
 
 log = logging.getLogger("aquarium.collector.blobs")
 
@@ -204,7 +205,7 @@ class BlobWriter:
             target = self.blobs.path_of(actual)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(self.temp_path, target)  # replaces a planted symlink too, never follows it
-            _fsync_dir(target.parent)
+            sync_dir(target.parent)
             self.committed = True
             return True
         except BaseException:
@@ -227,17 +228,3 @@ class BlobWriter:
     ) -> None:
         if not self.committed:
             self.discard()
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make the rename durable: a blob the store records as complete must survive a crash."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
