@@ -2,7 +2,7 @@
 own writer driven directly by a user script on the same data, as ratios from the same run.
 
     python bench/export.py            # 10 keys x 100k steps = 1M points per target; ~6-10 min
-    python bench/export.py --quick    # < 30 s: 4 keys, 20k/100k/40k points (MLflow/TB/W&B)
+    python bench/export.py --quick    # 4 keys, 20k/40k/20k points (MLflow/TB/W&B); 16 small runs through RQ
     python bench/export.py --smoke    # the test's size: a few thousand points each
 
 Data: one Aquarium run per target (``keys`` series of ``steps`` points, rank 0), written
@@ -24,6 +24,10 @@ values as numpy arrays already in memory (Aquarium's figure includes reading the
 MLflow's user script runs before and after Aquarium's export and its mean time is the baseline
 (the machine's load drifts). Points/s = points / wall seconds of the whole export (run creation to finish). Ratio =
 Aquarium / baseline (> 1: Aquarium faster). The last stdout line is one JSON object.
+
+Workers: 16 runs (4 keys × 50k steps; quick: 1 key × 2k) exported to TensorBoard as RQ jobs on a
+private redis-server by 1, then 4 ``aquarium worker`` processes, started and idle before the
+jobs are queued: the wall time from queueing the first job to the last one finished.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import console, emit_json, progress, table
 
+PARALLEL = {"full": (16, 4, 50_000), "quick": (16, 1, 2_000), "smoke": (4, 1, 1_000)}  # runs, keys, steps
 SIZES = {  # mode: (keys, mlflow steps, tensorboard steps, wandb steps, seed per-point sample)
     "full": (10, 100_000, 100_000, 100_000, 1_000),
     "quick": (4, 5_000, 10_000, 5_000, 100),
@@ -265,6 +270,59 @@ def wandb_case(root: Path, source: str, keys: int, steps: int) -> dict[str, Any]
     return {"points": points, "aquarium": points / aquarium, "baseline": points / loop}
 
 
+def workers_case(root: Path, runs: int, keys: int, steps: int, counts: tuple[int, ...] = (1, 4)) -> dict[str, Any]:
+    """``runs`` TensorBoard exports through real RQ (a private redis-server, ``aquarium worker``
+    processes, started and idle before the jobs are queued): wall time from queueing the first job
+    to the last one finished, per worker count."""
+    import redis
+    from _processes import redis_server
+    from rq import Worker
+
+    from aquarium.workers import enqueue_export, export_queue, wait_for
+
+    source = root / "parallel-store"
+    ids = [f"par-{i:02d}" for i in range(runs)]
+    build_store(source, {run_id: (keys, steps) for run_id in ids})
+    server = redis_server(root / "redis")
+    server.start()
+    aquarium = str(Path(sys.executable).with_name("aquarium"))
+    walls: dict[int, float] = {}
+    connection = redis.Redis.from_url(server.url)
+    try:
+        for n in counts:
+            workers = [
+                subprocess.Popen(
+                    [aquarium, "worker", "--redis-url", server.url],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+                for _ in range(n)
+            ]
+            deadline = time.monotonic() + 120
+            while Worker.count(queue=export_queue(connection)) < n and time.monotonic() < deadline:
+                time.sleep(0.1)
+            log_dir = root / f"tb-parallel-{n}"
+            progress(f"workers: {runs} TensorBoard exports × {keys * steps:,} points, {n} worker(s)")
+            started = time.perf_counter()
+            jobs = [
+                enqueue_export(connection, "tensorboard", run_id, str(source), {"log_dir": str(log_dir)})
+                for run_id in ids
+            ]
+            outcomes = wait_for(jobs, poll=0.05, timeout=1800)
+            walls[n] = time.perf_counter() - started
+            for worker in workers:
+                worker.terminate()
+            for worker in workers:
+                worker.wait(timeout=60)
+            failed = [o for o in outcomes if o.status != "finished"]
+            if failed:
+                raise RuntimeError(f"{n} worker(s): {len(failed)} of {runs} exports did not finish: {failed[0]}")
+    finally:
+        connection.close()
+        server.stop()
+    return {"runs": runs, "points_per_run": keys * steps, "walls": walls}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = parser.add_mutually_exclusive_group()
@@ -272,7 +330,7 @@ def main() -> None:
     mode.add_argument("--smoke", action="store_true", help="the test's size")
     parser.add_argument("--server-workers", type=int, default=1, help="mlflow server --workers")
     parser.add_argument("--threads", type=int, default=4, help="log-batch calls Aquarium keeps in flight")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["mlflow", "tensorboard", "wandb"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["mlflow", "tensorboard", "wandb", "workers"])
     args = parser.parse_args()
     size = "quick" if args.quick else "smoke" if args.smoke else "full"
     keys, ml_steps, tb_steps, wb_steps, sample = SIZES[size]
@@ -287,6 +345,7 @@ def main() -> None:
         build_store(source, {"ml": (keys, ml_steps), "tb": (keys, tb_steps), "wb": (keys, wb_steps)})
         results: dict[str, dict[str, Any]] = {}
         server = None
+        parallel: dict[str, Any] | None = None
         if "mlflow" not in args.skip:
             progress(f"mlflow: starting a server ({args.server_workers} worker(s)) in the background")
             server, uri = start_mlflow(root, args.server_workers)
@@ -295,6 +354,8 @@ def main() -> None:
                 results["tensorboard"] = tensorboard_case(root, str(source), keys, tb_steps)
             if "wandb" not in args.skip:
                 results["wandb"] = wandb_case(root, str(source), keys, wb_steps)
+            # while the mlflow server boots
+            parallel = None if "workers" in args.skip else workers_case(root, *PARALLEL[size])
             if server is not None:
                 results["mlflow"] = mlflow_case(root, str(source), keys, ml_steps, sample, server, uri, args.threads)
         finally:
@@ -319,7 +380,18 @@ def main() -> None:
             ("seed's mlflow.log_metric per point (sample)", f"{m['seed_per_point']:,.0f}"),
             ("goal: Aquarium's export", ">= 50,000"),
         ]))  # fmt: skip
+    if parallel is not None:
+        walls = parallel["walls"]
+        out.print(table(
+            f"{parallel['runs']} runs × {parallel['points_per_run']:,} points to TensorBoard through RQ",
+            ["burst workers", "wall s", "speed-up"],
+            [(str(n), f"{w:.2f}", f"{walls[min(walls)] / w:.2f}") for n, w in walls.items()],
+            caption="This machine has 2 cores: more than 2 workers share them.",
+        ))  # fmt: skip
     headline: dict[str, Any] = {"bench": "export", "mode": size, "seconds": round(time.perf_counter() - started, 1)}
+    if parallel is not None:
+        for n, w in parallel["walls"].items():
+            headline[f"parallel_{n}_workers_s"] = round(w, 2)
     for target, r in results.items():
         headline[f"{target}_points_per_s"] = round(r["aquarium"])
         headline[f"{target}_user_script_points_per_s"] = round(r["baseline"])

@@ -27,5 +27,6 @@ def test_export_bench_smoke(tmp_path: Path) -> None:
     for target in ("mlflow", "tensorboard", "wandb"):
         assert headline[f"{target}_points_per_s"] > 0 and headline[f"{target}_user_script_points_per_s"] > 0
         assert headline[f"{target}_ratio"] > 0
+    assert headline["parallel_1_workers_s"] > 0 and headline["parallel_4_workers_s"] > 0  # every job finished
     assert headline["mlflow_reexport_points_per_s"] > 0 and headline["mlflow_goal_50k_met"] in (True, False)
     assert "Export throughput" in done.stdout
