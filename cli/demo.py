@@ -11,6 +11,7 @@ under the data dir, and the spool is ingested into the store.
 from __future__ import annotations
 
 import math
+import os
 import random
 import secrets
 from collections.abc import Callable
@@ -19,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import click
+import redis
 
 import aquarium.agent as aq
 from aquarium.agent.redis_keys import RedisKeys
 from aquarium.collector import Collector, CollectorSettings
 
 from .activity import active_collectors
+from .demo_figure import CurveFigure
 from .options import data_dir_option, plural, redis_options, say
 from .redis_probe import connect, probe
 
@@ -85,6 +88,7 @@ def run_demo(
             f"no Redis at {redis_url} ({unreachable}): logging {_shape(runs, ranks, steps)} "
             f"offline into {data_dir / 'spool'}"
         )
+    uploads = online and _uploads_possible(redis_url, prefix)
     rng = random.Random(seed)
     batch = secrets.token_hex(3)
     val_every = max(steps // 20, 1)
@@ -110,14 +114,20 @@ def run_demo(
             )
             for rank in range(ranks)
         ]
+        losses: list[float] = []
         for step in range(steps):
             for rank, member in enumerate(members):
-                member.log(curve(config, step, steps, rank, rng), step=step)
+                metrics = curve(config, step, steps, rank, rng)
+                member.log(metrics, step=step)
+                if rank == 0:
+                    losses.append(metrics["loss"])
                 if (step + 1) % val_every == 0:
-                    metrics = curve(config, step, steps, rank, rng)
+                    metrics = curve(config, step, steps, rank, rng)  # a validation pass
                     member.log(
                         {"val_loss": metrics["loss"] * 1.08, "val_accuracy": metrics["accuracy"] * 0.97}, step=step
                     )
+        if uploads:
+            _log_artifacts(members[0], data_dir / "demo-artifacts" / run_id, losses, steps - 1, rng)
         for member in members:
             report = member.finish("completed")
             result.points += report.points
@@ -130,6 +140,28 @@ def run_demo(
     else:
         result.stored_by = "a running collector"
     return result
+
+
+def _uploads_possible(redis_url: str, prefix: str) -> bool:
+    """Artifacts go to a collector's HTTP API: one is named, or one advertises itself in Redis."""
+    if os.environ.get("AQUARIUM_API_URL"):
+        return True
+    client = connect(redis_url)
+    try:
+        return bool(client.hget(RedisKeys(prefix).api, "url"))
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def _log_artifacts(run: aq.Run, folder: Path, losses: list[float], step: int, rng: random.Random) -> None:
+    """What a training script keeps besides its curves: a checkpoint and a figure of the loss."""
+    folder.mkdir(parents=True, exist_ok=True)
+    checkpoint = folder / "model.pt"
+    checkpoint.write_bytes(rng.randbytes(256 * 1024))
+    run.log_model(checkpoint, framework="pytorch", name="checkpoints/model.pt", step=step)
+    run.log_figure(CurveFigure(losses), "plots/training_loss.png", step=step)
 
 
 def _shape(runs: int, ranks: int, steps: int) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 from click.testing import CliRunner
+from ledger import wait_until
 
 import aquarium.agent as aq
 from aquarium.cli import cli
@@ -231,3 +232,35 @@ def test_up_starts_an_export_worker_that_runs_jobs_and_stops_with_it(start_up, t
     up.process.send_signal(signal.SIGINT)
     assert up.process.wait(timeout=30) == 0, up.text()
     assert not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE
+
+
+def test_demo_beside_up_logs_a_checkpoint_and_a_figure(start_up, tmp_path: Path) -> None:
+    """Under `up` a collector serves the API (and advertises it): the demo's artifacts are uploaded."""
+    from PIL import Image
+
+    from aquarium.collector import Api
+
+    data_dir = tmp_path / "data"
+    up = start_up("--port", "0", "--data-dir", str(data_dir), "--no-ui", "--no-worker", "--http-port", "0")
+    url = up.wait_for(r"export AQUARIUM_REDIS_URL=(\S+)").group(1)
+    up.wait_for(r"Ctrl-C stops")
+    result = CliRunner().invoke(
+        cli, ["demo", "--runs", "1", "--ranks", "2", "--steps", "200", "--redis-url", url, "--data-dir", str(data_dir)]
+    )
+    assert result.exit_code == 0, result.output
+    run_id = re.search(r"(demo-\w+-0)", result.output).group(1)  # type: ignore[union-attr]
+    with Api(data_dir) as api:
+        wait_until(
+            lambda: all(a["state"] == "stored" for a in api.artifacts(run_id)) and api.artifacts(run_id), "stored"
+        )
+        listed = {a["name"]: a for a in api.artifacts(run_id)}
+        assert set(listed) == {"checkpoints/model.pt", "plots/training_loss.png"}
+        assert (
+            listed["checkpoints/model.pt"]["kind"] == "model"
+            and listed["checkpoints/model.pt"]["framework"] == "pytorch"
+        )
+        figure = listed["plots/training_loss.png"]
+        assert figure["kind"] == "figure" and figure["media_type"] == "image/png" and figure["step"] == 199
+        png = api.download_artifact(run_id, "plots/training_loss.png", tmp_path / "got")
+    with Image.open(png) as image:
+        assert image.size == (480, 240)
