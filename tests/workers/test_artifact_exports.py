@@ -1,0 +1,169 @@
+"""Artifacts exported with every target, read back with the target's own tools, twice.
+
+The source store is built through the store's own methods (records in wire batches, bytes
+through the blob store, then the upload's completion), as a collector builds it: files, a model,
+a raster figure, an HTML and a text file, a file that changed before its upload, one whose
+upload never completed, one name logged by two ranks with the same bytes and one with other
+bytes, and a name logged twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from batches import make_batch
+
+from aquarium.agent.wire import ArtifactRecord, Batch, BatchId, pack_batch, unpack_batch
+from aquarium.collector import Store
+from aquarium.collector.blobs import BlobStore
+from aquarium.workers.jobs import run_export
+
+RUN = "art1"
+
+
+def png(color: tuple[int, int, int], size: tuple[int, int] = (6, 4)) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, format="PNG")
+    return out.getvalue()
+
+
+FILES: dict[str, bytes] = {
+    "data/table.csv": b"a,b\n1,2\n3,4\n",
+    "model.pt": b"\x80\x02model-weights" * 64,
+    "plots/loss.png": png((200, 30, 30)),
+    "report.html": b"<html><body><script>alert(1)</script>report</body></html>",
+    "notes.txt": b"lr was too high\n",
+    "config.json": b'{"lr": 0.1}',
+    "ckpt.bin": b"second checkpoint",
+}
+SHARD = {0: b"shard of rank 0", 1: b"shard of rank 1"}
+EXPORTED = {**FILES, "shard.bin": SHARD[0], "rank1/shard.bin": SHARD[1]}  # what every file target holds
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Builder:
+    """Artifacts into a store the way a collector stores them."""
+
+    def __init__(self, store: Store, data_dir: Path) -> None:
+        self.store, self.blobs, self.seq = store, BlobStore(data_dir), {0: 1, 1: 1}
+
+    def add(self, name: str, data: bytes, *, kind: str = "file", rank: int = 0, step: int | None = None,
+            framework: str | None = None, media_type: str | None = None, uploaded: bool = True,
+            changed: bool = False, at: float = 1.7e9) -> None:  # fmt: skip
+        from aquarium.agent.artifact_call import media_type_of
+
+        upload = uuid.uuid4().hex
+        size = len(data) + (1 if changed else 0)  # a changed file: the call saw another size
+        record = ArtifactRecord(upload, name, kind, size, at + self.seq[rank], step, framework,
+                                media_type or media_type_of(name), {"note": name})  # fmt: skip
+        batch = Batch(BatchId(RUN, rank, "inc-a", self.seq[rank]), artifacts=[record])
+        self.seq[rank] += 1
+        self.store.ingest([unpack_batch(pack_batch(batch))])
+        if not uploaded:
+            return
+        with self.blobs.writer(sha(data), len(data)) as writer:
+            writer.write(data)
+            writer.commit()
+        self.store.complete_upload(RUN, upload, sha(data), len(data), changed=False)
+
+
+@pytest.fixture
+def art_source(tmp_path: Path) -> Path:
+    path = tmp_path / "source"
+    with Store(path) as store:
+        store.ingest([make_batch(0, [0, 1, 2, 3, 4], [1.0, 0.8, 0.6, 0.5, 0.4], run=RUN,
+                                 params={"lr": 0.1}, meta={"name": "arty", "experiment": "art-exp"},
+                                 status=[("running", 1.7e9), ("completed", 1.7e9 + 5)])])  # fmt: skip
+        b = Builder(store, path)
+        b.add("data/table.csv", FILES["data/table.csv"])
+        b.add("ckpt.bin", b"first checkpoint")
+        b.add("model.pt", FILES["model.pt"], kind="model", framework="pytorch", step=4)
+        b.add("plots/loss.png", FILES["plots/loss.png"], kind="figure", step=3)
+        b.add("report.html", FILES["report.html"])
+        b.add("notes.txt", FILES["notes.txt"], changed=True)
+        b.add("never-uploaded.bin", b"lost", uploaded=False)
+        b.add("config.json", FILES["config.json"], rank=0)
+        b.add("config.json", FILES["config.json"], rank=1)
+        b.add("shard.bin", SHARD[0], rank=0)
+        b.add("shard.bin", SHARD[1], rank=1)
+        b.add("ckpt.bin", FILES["ckpt.bin"])
+    return path
+
+
+def notes(report: dict[str, Any], field: str = "artifacts") -> dict[str, dict[str, Any]]:
+    return {n["what"]: n for n in report["notes"] if n["field"] == field}
+
+
+def check_artifact_report(report: dict[str, Any], kept: int = len(EXPORTED)) -> None:
+    assert report["fields"]["artifacts"] == {"kept": kept, "not_kept": 2}
+    found = notes(report)
+    assert found["pending"]["kept"] is False and found["pending"]["examples"] == ["never-uploaded.bin"]
+    assert found["superseded"]["kept"] is False and found["superseded"]["examples"] == ["ckpt.bin"]
+    assert found["changed"]["examples"] == ["notes.txt"]
+    assert found["same bytes"]["examples"] == ["config.json (rank 1)"]
+    assert found["rank"]["examples"] == ["rank1/shard.bin"]
+
+
+# -- MLflow --------------------------------------------------------------------------------------
+
+
+def mlflow_files(uri: str, ml_id: str, into: Path) -> dict[str, str]:
+    """Every artifact file of the MLflow run, read back with MlflowClient: name -> sha256."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    names: list[str] = []
+
+    def walk(path: str | None) -> None:
+        for info in client.list_artifacts(ml_id, path):
+            if info.is_dir:
+                walk(info.path)
+            else:
+                names.append(info.path)
+
+    walk(None)
+    local = Path(client.download_artifacts(ml_id, "", str(into)))
+    return {name: sha((local / name).read_bytes()) for name in names}
+
+
+def test_mlflow_keeps_every_stored_artifact_and_a_reexport_uploads_nothing(
+    art_source: Path, mlflow_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow import MlflowClient
+
+    options = {"tracking_uri": mlflow_uri}
+    first = run_export("mlflow", RUN, str(art_source), options)
+    check_artifact_report(first)
+    client = MlflowClient(tracking_uri=mlflow_uri)
+    [ml_run] = client.search_runs([client.get_experiment_by_name("art-exp").experiment_id])
+    ml_id = ml_run.info.run_id
+    expected = {name: sha(data) for name, data in EXPORTED.items()}
+    assert mlflow_files(mlflow_uri, ml_id, tmp_path / "one") == expected
+    assert ml_run.data.tags["aquarium.framework.model.pt"] == "pytorch"
+    assert ml_run.data.tags["aquarium.artifact.plots/loss.png"] == sha(FILES["plots/loss.png"])
+
+    uploads: list[str] = []
+    real = MlflowClient.log_artifact
+
+    def counting(self: Any, run_id: str, local_path: str, artifact_path: str | None = None) -> None:
+        uploads.append(local_path)
+        real(self, run_id, local_path, artifact_path)
+
+    monkeypatch.setattr(MlflowClient, "log_artifact", counting)
+    second = run_export("mlflow", RUN, str(art_source), options)
+    check_artifact_report(second)
+    assert uploads == []
+    assert notes(second)["unchanged"]["count"] == len(EXPORTED)
+    assert mlflow_files(mlflow_uri, ml_id, tmp_path / "two") == expected
+    assert len(client.search_runs([ml_run.info.experiment_id])) == 1
