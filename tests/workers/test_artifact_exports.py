@@ -167,3 +167,48 @@ def test_mlflow_keeps_every_stored_artifact_and_a_reexport_uploads_nothing(
     assert notes(second)["unchanged"]["count"] == len(EXPORTED)
     assert mlflow_files(mlflow_uri, ml_id, tmp_path / "two") == expected
     assert len(client.search_runs([ml_run.info.experiment_id])) == 1
+
+
+# -- TensorBoard ---------------------------------------------------------------------------------
+
+
+def tensorboard_artifacts(directory: Path) -> tuple[dict[str, tuple[int, str]], dict[str, str], str]:
+    """(image tag -> (step, sha256), text tag -> sha256, the aquarium/artifacts listing), read
+    back with TensorBoard's EventAccumulator."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(directory), size_guidance={"images": 0, "tensors": 0})
+    acc.Reload()
+    images = {}
+    for tag in acc.Tags()["images"]:
+        [event] = acc.Images(tag)
+        images[tag] = (event.step, sha(event.encoded_image_string))
+        assert (event.width, event.height) == (6, 4)
+    texts, listing = {}, ""
+    for tag in acc.Tags()["tensors"]:
+        [event] = acc.Tensors(tag)
+        if acc.SummaryMetadata(tag).plugin_data.plugin_name != "text":
+            continue
+        body = event.tensor_proto.string_val[0]
+        if tag == "aquarium/artifacts":
+            listing = body.decode()
+        else:
+            texts[tag] = sha(body)
+    return images, texts, listing
+
+
+def test_tensorboard_keeps_figures_as_images_and_text_as_text_and_lists_the_rest(
+    art_source: Path, tmp_path: Path
+) -> None:
+    options = {"log_dir": str(tmp_path / "tb")}
+    for _ in range(2):  # a re-export replaces the run's directory: the same read-back
+        report = run_export("tensorboard", RUN, str(art_source), options)
+        images, texts, listing = tensorboard_artifacts(Path(report["destination"]))
+        assert images == {"plots/loss.png": (3, sha(FILES["plots/loss.png"]))}
+        text_names = ("data/table.csv", "report.html", "notes.txt")
+        assert texts == {name: sha(FILES[name]) for name in text_names}
+        files = sorted(set(EXPORTED) - set(images) - set(text_names))
+        assert report["fields"]["artifacts"] == {"kept": 4, "not_kept": 2 + len(files)}
+        assert sorted(notes(report)["no files"]["examples"]) == files
+        for name in files:
+            assert f"| {name} |" in listing and f"{sha(EXPORTED[name])} | not kept" in listing
