@@ -212,3 +212,37 @@ def test_tensorboard_keeps_figures_as_images_and_text_as_text_and_lists_the_rest
         assert sorted(notes(report)["no files"]["examples"]) == files
         for name in files:
             assert f"| {name} |" in listing and f"{sha(EXPORTED[name])} | not kept" in listing
+
+
+# -- the seed's directory format -----------------------------------------------------------------
+
+
+def test_seed_dir_holds_the_files_and_lists_them_as_the_seed_did(art_source: Path, tmp_path: Path) -> None:
+    for _ in range(2):
+        report = run_export("seed", RUN, str(art_source), {"out": str(tmp_path / "seed")})
+        check_artifact_report(report)
+        root = Path(report["destination"])
+        listed = json.loads((root / "artifacts.json").read_text())
+        assert sorted(listed) == sorted(EXPORTED)
+        for name, data in EXPORTED.items():
+            entry = listed[name]
+            path = Path(entry["path"])
+            assert path == root / ("plots" if name == "plots/loss.png" else "artifacts") / name
+            assert sha(path.read_bytes()) == sha(data) == entry["sha256"] and entry["size"] == len(data)
+        assert listed["model.pt"]["type"] == "model"
+        assert listed["model.pt"]["framework"] == "pytorch" and listed["plots/loss.png"]["type"] == "figure"
+        assert listed["data/table.csv"]["type"] == "table" and listed["report.html"]["type"] == "other"
+        files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.parent != root)
+        assert files == sorted(str(Path(e["path"]).relative_to(root)) for e in listed.values())
+        assert json.loads((root / "summary.json").read_text())["artifacts"] == list(listed)
+
+
+def test_a_seed_dir_s_artifacts_are_reported_not_imported(art_source: Path, tmp_path: Path) -> None:
+    from aquarium.workers.report import Report
+    from aquarium.workers.sources.seed import SeedSource
+
+    report = run_export("seed", RUN, str(art_source), {"out": str(tmp_path / "seed")})
+    imported = Report("seed", "x")
+    SeedSource().read_run(str(tmp_path / "seed"), report["destination"], {}, imported, lambda *a: None)
+    assert imported.fields["artifacts"].not_kept == len(EXPORTED)
+    assert imported.to_dict()["notes"][-1]["what"] == "not imported"
