@@ -246,3 +246,20 @@ def test_a_seed_dir_s_artifacts_are_reported_not_imported(art_source: Path, tmp_
     SeedSource().read_run(str(tmp_path / "seed"), report["destination"], {}, imported, lambda *a: None)
     assert imported.fields["artifacts"].not_kept == len(EXPORTED)
     assert imported.to_dict()["notes"][-1]["what"] == "not imported"
+
+
+# -- JSON and CSV --------------------------------------------------------------------------------
+
+
+def test_json_lists_every_artifact_record_and_csv_reports_them_not_kept(art_source: Path, tmp_path: Path) -> None:
+    report = run_export("json", RUN, str(art_source), {"out": str(tmp_path / "run.json")})
+    document = json.loads((tmp_path / "run.json").read_text())
+    with Store(art_source, read_only=True) as store:
+        assert document["artifacts"] == store.artifacts(RUN)
+    records = len(document["artifacts"])
+    assert records == 12 and {a["state"] for a in document["artifacts"]} == {"stored", "changed", "pending"}
+    assert report["fields"]["artifacts"] == {"kept": 0, "not_kept": records}
+    assert notes(report)["metadata only"]["count"] == records
+    report = run_export("csv", RUN, str(art_source), {"out": str(tmp_path / "run.csv")})
+    assert report["fields"]["artifacts"] == {"kept": 0, "not_kept": records}
+    assert "CSV holds series only" in notes(report)["not in CSV"]["how"]
