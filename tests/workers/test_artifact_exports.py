@@ -263,3 +263,57 @@ def test_json_lists_every_artifact_record_and_csv_reports_them_not_kept(art_sour
     report = run_export("csv", RUN, str(art_source), {"out": str(tmp_path / "run.csv")})
     assert report["fields"]["artifacts"] == {"kept": 0, "not_kept": records}
     assert "CSV holds series only" in notes(report)["not in CSV"]["how"]
+
+
+# -- Weights & Biases (offline) ------------------------------------------------------------------
+
+
+def wandb_read_back(base: Path) -> tuple[Any, dict[str, str], dict[str, Any]]:
+    """(the offline run, artifact file name -> sha256 of the bytes its manifest points at, the
+    artifacts by type), read with wandb_files from the run dir W&B wrote."""
+    from aquarium.workers.wandb_files import read_run, run_dirs
+
+    [run_dir] = run_dirs(base / "wandb")
+    run = read_run(run_dir)
+    files = {}
+    for artifact in run.artifacts:
+        for entry in artifact.files:
+            data = Path(entry.local_path).read_bytes()
+            assert len(data) == entry.size
+            files[entry.name] = sha(data)
+    return run, files, {a.type: a for a in run.artifacts}
+
+
+def test_wandb_offline_keeps_files_models_and_images_and_a_reexport_downloads_nothing(
+    art_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aquarium.collector import Api
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    options = {"dir": str(tmp_path / "wb"), "mode": "offline"}
+    downloads: list[str] = []
+    real = Api.download_artifact
+
+    def counting(self: Api, run_id: str, name: str, dest: Any = ".", rank: int | None = None) -> Path:
+        downloads.append(name)
+        return real(self, run_id, name, dest, rank)
+
+    monkeypatch.setattr(Api, "download_artifact", counting)
+    for attempt in range(2):
+        report = run_export("wandb", RUN, str(art_source), options)
+        check_artifact_report(report)
+        run, files, by_type = wandb_read_back(tmp_path / "wb")
+        assert files == {name: sha(data) for name, data in EXPORTED.items()}
+        [model] = [a for a in run.artifacts if a.type == "model"]
+        assert [f.name for f in model.files] == ["model.pt"] and model.metadata["framework"] == "pytorch"
+        assert sorted(f.name for f in by_type["file"].files) == sorted(set(EXPORTED) - {"model.pt"})
+        [row] = [r for r in run.history if "plots/loss.png" in r.values]
+        image = row.values["plots/loss.png"]
+        assert row.step == 3 and row.values["loss"] == 0.5 and image["_type"] == "image-file"
+        saved = run.path / "files" / image["path"]
+        assert image["path"] in run.files and sha(saved.read_bytes()) == sha(FILES["plots/loss.png"])
+        assert [r.step for r in run.history] == [0, 1, 2, 3, 4]
+        assert len(downloads) == (len(EXPORTED) if attempt == 0 else 0)  # the bytes are there already
+        downloads.clear()
+    kept = tmp_path / "wb" / "wandb" / "aquarium-artifacts" / RUN
+    assert sorted(p.name for p in kept.iterdir()) == sorted({sha(data) for data in EXPORTED.values()})
