@@ -196,7 +196,7 @@ class WandbTarget:
             report.keep("params", len(run.get("params") or {}))
         finished = False
         try:
-            done = self._history(wb, rank, series, list(files.images(report)), report, progress, done, total)
+            done = self._history(wb, rank, series, report, progress, done, total, list(files.images(report)))
             files.log(wb, report)
             status = str(run.get("status") or "")
             started, ended = start_time(run), run.get("ended_at")
@@ -229,11 +229,11 @@ class WandbTarget:
         wb: Any,
         rank: int | None,
         series: list[Series],
-        images: list[tuple[int, str, Any]],
         report: Report,
         progress: Progress,
         done: int,
         total: int,
+        images: Sequence[tuple[int, str, Any]] = (),
     ) -> int:
         """Every point, one ``run.log`` per step with all the step's metrics, in step order; the
         sorting, checks and per-step times in numpy, only the rows themselves in Python."""
