@@ -55,8 +55,9 @@ def sha(data: bytes) -> str:
 class Builder:
     """Artifacts into a store the way a collector stores them."""
 
-    def __init__(self, store: Store, data_dir: Path) -> None:
+    def __init__(self, store: Store, data_dir: Path, incarnation: str = "inc-a") -> None:
         self.store, self.blobs, self.seq = store, BlobStore(data_dir), {0: 1, 1: 1}
+        self.incarnation = incarnation
 
     def add(self, name: str, data: bytes, *, kind: str = "file", rank: int = 0, step: int | None = None,
             framework: str | None = None, media_type: str | None = None, uploaded: bool = True,
@@ -67,7 +68,7 @@ class Builder:
         size = len(data) + (1 if changed else 0)  # a changed file: the call saw another size
         record = ArtifactRecord(upload, name, kind, size, at + self.seq[rank], step, framework,
                                 media_type or media_type_of(name), {"note": name})  # fmt: skip
-        batch = Batch(BatchId(RUN, rank, "inc-a", self.seq[rank]), artifacts=[record])
+        batch = Batch(BatchId(RUN, rank, self.incarnation, self.seq[rank]), artifacts=[record])
         self.seq[rank] += 1
         self.store.ingest([unpack_batch(pack_batch(batch))])
         if not uploaded:
@@ -317,3 +318,58 @@ def test_wandb_offline_keeps_files_models_and_images_and_a_reexport_downloads_no
         downloads.clear()
     kept = tmp_path / "wb" / "wandb" / "aquarium-artifacts" / RUN
     assert sorted(p.name for p in kept.iterdir()) == sorted({sha(data) for data in EXPORTED.values()})
+
+
+# -- through the HTTP API, as an RQ job ------------------------------------------------------------
+
+
+def test_a_job_reading_the_http_api_exports_the_same_artifacts(
+    art_source: Path, connection: Any, work: Any, tmp_path: Path
+) -> None:
+    """A worker with no access to the store: the bytes come over ``GET /api/runs/RUN/artifacts/NAME``."""
+    from aquarium.collector.api import ApiServer, ApiSettings, create_app
+    from aquarium.workers import enqueue_export, wait_for
+
+    trees = []
+    store = Store(art_source, read_only=True)
+    settings = ApiSettings(port=0)
+    try:
+        with ApiServer(create_app(store, settings), settings) as running:
+            for name, where in (("http", running.url), ("local", str(art_source))):
+                job = enqueue_export(connection, "seed", RUN, where, {"out": str(tmp_path / name)})
+                work()
+                [outcome] = wait_for([job])
+                assert outcome.status == "finished" and outcome.report is not None, outcome.error
+                root = Path(outcome.report["destination"])
+                trees.append({str(p.relative_to(root)): sha(p.read_bytes()) for p in root.rglob("*")
+                              if p.is_file() and p.name not in ("artifacts.json", "summary.json")})  # fmt: skip
+                check_artifact_report(outcome.report)
+    finally:
+        store.close()
+    assert trees[0] == trees[1]
+    assert trees[0]["plots/plots/loss.png"] == sha(FILES["plots/loss.png"])
+
+
+def test_an_artifact_logged_again_with_other_bytes_replaces_the_exported_one(
+    art_source: Path, mlflow_uri: str, tmp_path: Path
+) -> None:
+    from mlflow import MlflowClient
+
+    wb_options = {"dir": str(tmp_path / "wb"), "mode": "offline"}
+    ml_options = {"tracking_uri": mlflow_uri}
+    for target, options in (("wandb", wb_options), ("mlflow", ml_options)):
+        run_export(target, RUN, str(art_source), options)
+    with Store(art_source) as store:
+        Builder(store, art_source, "inc-b").add("model.pt", b"retrained", kind="model", framework="jax", at=1.8e9)
+    expected = {**{name: sha(data) for name, data in EXPORTED.items()}, "model.pt": sha(b"retrained")}
+    report = run_export("mlflow", RUN, str(art_source), ml_options)
+    assert notes(report)["unchanged"]["count"] == len(EXPORTED) - 1  # only the model is uploaded again
+    client = MlflowClient(tracking_uri=mlflow_uri)
+    ml_run = client.get_run(report["destination"].rsplit("/", 1)[1])
+    assert mlflow_files(mlflow_uri, ml_run.info.run_id, tmp_path / "ml") == expected
+    assert ml_run.data.tags["aquarium.framework.model.pt"] == "jax"
+    run_export("wandb", RUN, str(art_source), wb_options)
+    run, files, by_type = wandb_read_back(tmp_path / "wb")
+    assert files == expected and by_type["model"].metadata["framework"] == "jax"
+    kept = tmp_path / "wb" / "wandb" / "aquarium-artifacts" / RUN
+    assert sha(FILES["model.pt"]) not in {p.name for p in kept.iterdir()}  # the old bytes are gone

@@ -230,7 +230,9 @@ class MlflowTarget:
                     client.log_artifact(ml_id, str(path), artifact_path=posixpath.dirname(artifact.name) or None)
                 client.set_tag(ml_id, tag, artifact.sha256)
             if artifact.kind == "model" and artifact.framework:
-                client.set_tag(ml_id, artifact_tag(FRAMEWORK_TAG, artifact.name), artifact.framework)
+                framework_tag = artifact_tag(FRAMEWORK_TAG, artifact.name)
+                if known.get(framework_tag) != artifact.framework:
+                    client.set_tag(ml_id, framework_tag, artifact.framework)
                 report.note("artifacts", "framework", f"a model's framework in tag {FRAMEWORK_TAG}<name>",
                             example=f"{artifact.name}: {artifact.framework}")  # fmt: skip
             report.keep("artifacts")
