@@ -377,3 +377,33 @@ def test_an_artifact_logged_again_with_other_bytes_replaces_the_exported_one(
     assert files == expected and by_type["model"].metadata["framework"] == "jax"
     kept = tmp_path / "wb" / "wandb" / "aquarium-artifacts" / RUN
     assert sha(FILES["model.pt"]) not in {p.name for p in kept.iterdir()}  # the old bytes are gone
+
+
+def test_an_mlflow_export_that_failed_half_way_uploads_only_the_rest_when_retried(
+    art_source: Path, mlflow_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow import MlflowClient
+
+    from aquarium.workers.targets import ExportError
+
+    with Store(art_source) as store:  # a run of its own on the module's server
+        store.ingest([make_batch(0, [0], [1.0], run=RUN, inc="inc-c", meta={"experiment": "art-retry"})])
+    uploads: list[str] = []
+    real = MlflowClient.log_artifact
+
+    def failing_third(self: Any, run_id: str, local_path: str, artifact_path: str | None = None) -> None:
+        if len(uploads) == 3:
+            from mlflow.exceptions import MlflowException
+
+            raise MlflowException("the artifact store went away")
+        uploads.append(local_path)
+        real(self, run_id, local_path, artifact_path)
+
+    monkeypatch.setattr(MlflowClient, "log_artifact", failing_third)
+    with pytest.raises(ExportError, match="the artifact store went away"):
+        run_export("mlflow", RUN, str(art_source), {"tracking_uri": mlflow_uri})
+    monkeypatch.setattr(MlflowClient, "log_artifact", real)
+    report = run_export("mlflow", RUN, str(art_source), {"tracking_uri": mlflow_uri})
+    assert notes(report)["unchanged"]["count"] == 3  # the three uploaded before the failure
+    ml_id = report["destination"].rsplit("/", 1)[1]
+    assert mlflow_files(mlflow_uri, ml_id, tmp_path / "ml") == {name: sha(data) for name, data in EXPORTED.items()}
