@@ -1,6 +1,6 @@
 """The kept/not-kept report of one export: the job's result, JSON-serialisable.
 
-Every field of a run (points, params, tags, status, times) is counted as kept or not kept, and
+Every field of a run (points, params, tags, status, times, artifacts) is counted as kept or not kept, and
 every conversion the target forced is a ``Note``: what happened, to how many, and a few examples.
 A value the target could not take is never dropped silently: ``not_kept`` always comes with a
 note saying why.
@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Any
 
-FIELDS = ("points", "params", "tags", "status", "times")
+FIELDS = ("points", "params", "tags", "status", "times", "artifacts")
 MAX_EXAMPLES = 5
 
 

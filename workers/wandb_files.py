@@ -6,8 +6,9 @@ A ``.wandb`` file is a LevelDB-style log (W&B's own format): a 7-byte header (``
 ``wandb.proto.wandb_internal_pb2.Record``. wandb 0.31 no longer ships a Python reader (its Go
 core reads them), so this one decodes the chunks and leaves every record to wandb's protobuf.
 
-``read_run(path)`` gives the run's config, history rows with their steps, summary, tags, times
-and exit code; a torn tail (a run that crashed while writing) ends the read with
+``read_run(path)`` gives the run's config, history rows with their steps, summary, tags, times,
+exit code, the artifacts it logged (name, type, metadata, each file's name, size and local path)
+and the files it saved under ``files/``; a torn tail (a run that crashed while writing) ends the read with
 ``complete=False``; a bad header or checksum raises ``WandbFileError`` naming the file.
 """
 
@@ -44,6 +45,26 @@ class HistoryRow:
 
 
 @dataclass
+class ArtifactFile:
+    """One file of a logged artifact: its name in the artifact and where its bytes wait for sync."""
+
+    name: str
+    size: int
+    local_path: str
+    digest: str  # W&B's: base64 MD5
+
+
+@dataclass
+class LoggedArtifact:
+    """One ``run.log_artifact``: the artifact's name, type, metadata and manifest."""
+
+    name: str
+    type: str
+    metadata: dict[str, Any]
+    files: list[ArtifactFile]
+
+
+@dataclass
 class OfflineRun:
     """What one offline run directory holds."""
 
@@ -61,6 +82,8 @@ class OfflineRun:
     start_time: float | None = None
     runtime: float | None = None
     exit_code: int | None = None
+    artifacts: list[LoggedArtifact] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # saved under the run dir's files/, for sync
     complete: bool = True  # False: the file ended inside a record (the run crashed while writing)
 
     @property
@@ -182,7 +205,7 @@ def read_run(run_dir: Path) -> OfflineRun:
         elif kind == "history":
             values: dict[str, Any] = {}
             for item in record.history.item:
-                values[_key(item)] = json.loads(item.value_json)
+                _set(values, item)  # media (wandb.Image...) arrive as nested keys: a dict per value
             step = values.pop("_step", None)
             timestamp, runtime = values.pop("_timestamp", None), values.pop("_runtime", None)
             num = int(step) if step is not None else int(record.history.step.num)
@@ -192,6 +215,12 @@ def read_run(run_dir: Path) -> OfflineRun:
                 _set(run.summary, item)
             for item in record.summary.remove:
                 _remove(run.summary, item)
+        elif kind == "artifact":
+            a = record.artifact
+            entries = [ArtifactFile(c.path, int(c.size), c.local_path, c.digest) for c in a.manifest.contents]
+            run.artifacts.append(LoggedArtifact(a.name, a.type, json.loads(a.metadata or "{}"), entries))
+        elif kind == "files":
+            run.files += [f.path for f in record.files.files]
         elif kind == "exit":
             run.exit_code, run.runtime = int(record.exit.exit_code), float(record.exit.runtime)
     run.complete = not torn

@@ -51,7 +51,7 @@ def test_an_offline_run_imports_with_config_history_tags_and_status(tmp_path: Pa
     data_dir = tmp_path / "data"
     args = ["import", "wandb", str(tmp_path / "w"), "--sync", "--data-dir", str(data_dir)]
     for _ in range(2):
-        result = CliRunner().invoke(cli, args)
+        result = CliRunner().invoke(cli, args, env={"COLUMNS": "250"})  # the notes unfolded, to find them
         assert result.exit_code == 0, result.output
     assert "0 new batches" in result.output  # the second import: every batch a duplicate
     with Api(data_dir) as api:

@@ -8,6 +8,9 @@ parse back with ``float()``).
 - long CSV: ``run,key,rank,step,value,time``, one row per point.
 - wide CSV: one row per step, ``step`` then a column per series (``<key>`` for rank 0,
   ``<key>/rank<k>`` otherwise), an empty cell where a series has no point at that step.
+- Artifacts: JSON lists every artifact record (``"artifacts"``: name, kind, rank, size, sha256,
+  step, framework, media type, meta, state), metadata only; CSV holds series only. Neither holds
+  the bytes, so both report artifacts as not kept.
 """
 
 from __future__ import annotations
@@ -114,7 +117,11 @@ class JsonTarget(_FileTarget):
                 report, series.values.tolist(), ('as the string "NaN"', 'as the strings "Infinity", "-Infinity"')
             )
             report.keep("points", len(series.steps))
-        handle.write('], "point_columns": ["step", "value", "time"]}\n')
+        artifacts = api.artifacts(run["id"])
+        handle.write('], "point_columns": ["step", "value", "time"], "artifacts": ')
+        handle.write(json.dumps(artifacts, default=str, allow_nan=False) + "}\n")
+        report.note("artifacts", "metadata only", 'every artifact record in "artifacts"; the bytes are not in '
+                    "the JSON (export seed, mlflow or wandb for the files)", len(artifacts), kept=False)  # fmt: skip
 
 
 class CsvTarget(_FileTarget):
@@ -136,6 +143,8 @@ class CsvTarget(_FileTarget):
             count = len(run.get(name) or {})
             report.note(name, "not in CSV", "CSV holds points only: export json for the run itself", count, kept=False)
         report.note("status", "not in CSV", "CSV holds points only: export json for the run itself", kept=False)
+        report.note("artifacts", "not in CSV", "CSV holds series only: export seed, mlflow or wandb for the files",
+                    len(api.artifacts(run["id"])), kept=False)  # fmt: skip
         writer = csv.writer(handle)
         total = total_points(run)
         if layout == "long":

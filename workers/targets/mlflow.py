@@ -11,14 +11,20 @@
 - MLflow's conventions, measured against mlflow 3.17's server: NaN is stored as NaN; +/-Inf are
   clamped to +/-1.7976931348623157e308; timestamps are integer milliseconds; names allow only
   alphanumerics, ``_ - . space : /`` up to 250 characters; params up to 6000 characters, tags 8000.
+- Artifacts: each stored one uploaded with ``log_artifact`` at its relative name (``a/b.txt`` ->
+  artifact path ``a``), models included (their framework in tag ``aquarium.framework.<name>``);
+  a tag ``aquarium.artifact.<name>`` = sha256, set once the upload succeeded, so a re-export
+  uploads only what is missing or changed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import math
+import posixpath
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -26,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..progress import Progress
 from ..report import Report
+from .artifacts import fetched, plan
 from .base import ExportError, Series, iter_series, rank_key, required, start_time, total_points
 from .mlflow_batches import THREADS, BatchSender, Point, digest, digest_key
 
@@ -39,6 +46,8 @@ MAX_TAG_VALUE = 8000
 RUN_ID_TAG = "aquarium.run_id"
 STATUS_TAG = "aquarium.status"
 RANKS_TAG = "aquarium.ranks"
+ARTIFACT_TAG = "aquarium.artifact."
+FRAMEWORK_TAG = "aquarium.framework."
 
 STATUSES = {
     "completed": "FINISHED",
@@ -56,6 +65,12 @@ def mlflow_name(name: str) -> str:
     """The name MLflow accepts: bad characters become ``_``, no leading ``/``, 250 characters."""
     fixed = _BAD_NAME.sub("_", name).lstrip("/")[:MAX_NAME]
     return fixed or "_"
+
+
+def artifact_tag(prefix: str, name: str) -> str:
+    """``<prefix><name>``, or ``<prefix><hash of name>`` where MLflow would refuse that tag key."""
+    key = prefix + name
+    return key if mlflow_name(key) == key else prefix + hashlib.sha256(name.encode()).hexdigest()[:32]
 
 
 def _text(value: Any) -> str:
@@ -175,6 +190,8 @@ class MlflowTarget:
         if done:
             report.note("times", "milliseconds", "point times rounded to MLflow's integer milliseconds", done)
 
+        self._artifacts(api, client, run, ml_id, dict(ml_run.data.tags) if found else {}, report, progress)
+
         status = str(run.get("status") or "")
         ml_status = STATUSES.get(status, "FINISHED")
         if status not in STATUSES:
@@ -192,6 +209,34 @@ class MlflowTarget:
             with contextlib.redirect_stdout(io.StringIO()):  # MLflow prints the run's URL: it is in the report
                 client.set_terminated(ml_id, status=ml_status, end_time=ended)
         report.keep("times", 1 + (ended is not None) if started is not None else int(ended is not None))
+
+    @staticmethod
+    def _artifacts(
+        api: Api, client: Any, run: dict[str, Any], ml_id: str, known: Mapping[str, str], report: Report,
+        progress: Progress,
+    ) -> None:  # fmt: skip
+        """Upload what MLflow does not hold yet (by the sha256 tag); the tag follows the upload."""
+        planned = plan(api, run["id"], report)
+        for i, artifact in enumerate(planned):
+            tag = artifact_tag(ARTIFACT_TAG, artifact.name)
+            if tag != ARTIFACT_TAG + artifact.name:
+                report.note("artifacts", "hashed tag", f"names MLflow refuses as tag keys: {ARTIFACT_TAG}<hash of "
+                            "name>", example=artifact.name)  # fmt: skip
+            if known.get(tag) == artifact.sha256:
+                report.note("artifacts", "unchanged", "already in MLflow with the same sha256: not uploaded again",
+                            example=artifact.name)  # fmt: skip
+            else:
+                with fetched(api, run["id"], artifact) as path:
+                    client.log_artifact(ml_id, str(path), artifact_path=posixpath.dirname(artifact.name) or None)
+                client.set_tag(ml_id, tag, artifact.sha256)
+            if artifact.kind == "model" and artifact.framework:
+                framework_tag = artifact_tag(FRAMEWORK_TAG, artifact.name)
+                if known.get(framework_tag) != artifact.framework:
+                    client.set_tag(ml_id, framework_tag, artifact.framework)
+                report.note("artifacts", "framework", f"a model's framework in tag {FRAMEWORK_TAG}<name>",
+                            example=f"{artifact.name}: {artifact.framework}")  # fmt: skip
+            report.keep("artifacts")
+            progress(i + 1, len(planned), "artifacts")
 
     @staticmethod
     def _points(

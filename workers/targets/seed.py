@@ -6,6 +6,11 @@ the points of every key logged together in one entry, as one ``log_metrics`` cal
 the empty ``artifacts/``, ``plots/`` and ``versions/`` dirs. A run imported from a seed dir keeps
 the seed's name and id, so seed dir -> Aquarium -> seed dir gives the same dir back. Times are
 local ISO dates, as the seed's ``datetime.now().isoformat()``. A re-export replaces the dir.
+
+Artifacts: each stored one copied to ``artifacts/<name>`` (figures to ``plots/<name>``, as the
+seed's ``log_figure`` saved them) and listed in ``artifacts.json`` as the seed listed them (name ->
+path, type, size, timestamp, framework for models), with Aquarium's sha256, step, rank and media
+type beside; ``summary.json`` lists their names.
 """
 
 from __future__ import annotations
@@ -20,12 +25,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..progress import Progress
-from ..report import Report, Tally
+from ..report import Report
 from ..sources.seed import DIRS, ENTRY_KEYS, to_iso
+from .artifacts import Planned, fetched, plan
 from .base import ExportError, iter_series, rank_key, required, total_points
 
 if TYPE_CHECKING:
     from aquarium.collector import Api
+
+
+SEED_TYPES = {  # the seed's _get_artifact_type, by extension, for files logged with log_artifact
+    **dict.fromkeys((".h5", ".pt", ".pth", ".onnx", ".pb", ".tflite"), "model"),
+    **dict.fromkeys((".png", ".jpg", ".jpeg", ".svg", ".gif"), "image"),
+    **dict.fromkeys((".csv", ".tsv"), "table"),
+    **dict.fromkeys((".json", ".yaml", ".yml"), "config"),
+    **dict.fromkeys((".txt", ".log", ".md"), "text"),
+}
+
+
+def seed_type(artifact: Planned) -> str:
+    if artifact.kind in ("model", "figure"):
+        return artifact.kind
+    return SEED_TYPES.get(os.path.splitext(artifact.name)[1].lower(), "other")
 
 
 def _safe(text: str) -> str:
@@ -78,7 +99,7 @@ class SeedTarget:
         except OSError as e:
             raise ExportError(f"cannot write under {out}: {e}", permanent=True) from e
         try:
-            self._write(api, run, name, seed_id, work, report, progress)
+            self._write(api, run, name, seed_id, work, final, report, progress)
             old = out / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
             if final.exists():
                 os.rename(final, old)
@@ -90,8 +111,8 @@ class SeedTarget:
             shutil.rmtree(work, ignore_errors=True)
         return report
 
-    def _write(self, api: Api, run: dict[str, Any], name: str, seed_id: str, work: Path, report: Report,
-               progress: Progress) -> None:  # fmt: skip
+    def _write(self, api: Api, run: dict[str, Any], name: str, seed_id: str, work: Path, final: Path,
+               report: Report, progress: Progress) -> None:  # fmt: skip
         started: float = run.get("started_at") or run["created_at"]
         metadata: dict[str, Any] = {"start_time": to_iso(float(started)), "status": run.get("status")}
         if not run.get("started_at"):
@@ -105,18 +126,42 @@ class SeedTarget:
         report.keep("params", len(params))
         report.note("tags", "no tags", "the seed's format has no tags", len(run.get("tags") or {}), kept=False)
         entries = self._entries(api, run, report, progress)
-        report.fields.setdefault("artifacts", Tally())
         for directory in DIRS:
             (work / directory).mkdir()
+        artifacts = self._artifacts(api, run, work, final, report)
+        summary = summary_of(name, seed_id, metadata, params, entries)
+        summary["artifacts"] = list(artifacts)
         documents: dict[str, Any] = {
             "metadata.json": metadata,
             "hyperparameters.json": params,
             "metrics.json": entries,
-            "artifacts.json": {},
-            "summary.json": summary_of(name, seed_id, metadata, params, entries),
+            "artifacts.json": artifacts,
+            "summary.json": summary,
         }
         for file_name, document in documents.items():
             (work / file_name).write_text(json.dumps(document, indent=2), encoding="utf-8")
+
+    @staticmethod
+    def _artifacts(api: Api, run: dict[str, Any], work: Path, final: Path, report: Report) -> dict[str, Any]:
+        """Copy every stored artifact into the dir; ``artifacts.json`` as the seed wrote it."""
+        listed: dict[str, Any] = {}
+        for artifact in plan(api, run["id"], report):
+            where = Path("plots" if artifact.kind == "figure" else "artifacts", *artifact.name.split("/"))
+            with fetched(api, run["id"], artifact, work) as path:
+                (work / where).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, work / where)
+            entry: dict[str, Any] = {"path": str(final / where), "type": seed_type(artifact), "size": artifact.size,
+                                     "timestamp": artifact.logged_at}  # fmt: skip
+            if artifact.kind == "model":
+                entry["framework"] = artifact.framework or "unknown"
+            entry |= {"sha256": artifact.sha256, "step": artifact.step, "rank": artifact.rank,
+                      "media_type": artifact.media_type, "state": artifact.state}  # fmt: skip
+            listed[artifact.name] = entry
+            report.keep("artifacts")
+        if listed:
+            report.note("artifacts", "files", "copied to artifacts/<name>, figures to plots/<name>, listed in "
+                        "artifacts.json", len(listed))  # fmt: skip
+        return listed
 
     @staticmethod
     def _entries(api: Api, run: dict[str, Any], report: Report, progress: Progress) -> list[dict[str, Any]]:

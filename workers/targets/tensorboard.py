@@ -6,6 +6,11 @@ directory never holds two exports. Scalars keep their steps and wall times; valu
 float32 (``simple_value``, what TensorBoard's scalars read). Params go through the HParams plugin;
 tags, status and end time, which TensorBoard has no place for, become ``tags.<name>`` and
 ``aquarium.*`` hparams.
+
+Artifacts: raster images (PNG, JPEG, GIF) become image summaries (``Summary.Image`` with the
+file's own bytes) at their step under their name; text files (``text/*``, up to 1 MiB, UTF-8)
+text summaries under their name; TensorBoard holds no other files, so the rest are listed in the
+text summary ``aquarium/artifacts`` (name, kind, size, sha256) and reported as not kept.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..progress import Progress
 from ..report import Report
+from .artifacts import Planned, fetched, plan
 from .base import ExportError, iter_series, rank_key, required, start_time, total_points
 
 if TYPE_CHECKING:
@@ -135,5 +141,64 @@ class TensorBoardTarget:
             if done:
                 report.note("points", "float32", "values stored as float32 (TensorBoard simple_value)", done)
             progress(done, total, "scalars")
+            self._artifacts(api, run, writer, work, report)
         finally:
             writer.close()
+
+    @staticmethod
+    def _artifacts(api: Api, run: dict[str, Any], writer: Any, work: Path, report: Report) -> None:
+        from tensorboard.compat.proto.event_pb2 import Event
+        from tensorboard.compat.proto.summary_pb2 import Summary
+        from tensorboard.plugins.text.summary_v2 import text_pb
+
+        listed: list[tuple[Planned, str]] = []
+        for artifact in plan(api, run["id"], report):
+            wall, step = artifact.logged_at, artifact.step if artifact.step is not None else 0
+            if not (artifact.raster or artifact.text):
+                listed.append((artifact, "not kept: TensorBoard holds no files"))
+                report.note("artifacts", "no files", "TensorBoard holds images and text only: listed in the text "
+                            "summary aquarium/artifacts", kept=False, example=artifact.name)  # fmt: skip
+                continue
+            with fetched(api, run["id"], artifact, work) as path:
+                data = path.read_bytes()  # an image or a small text: a summary holds it whole anyway
+            if artifact.raster:
+                width, height, channels = _image_size(data)
+                image = Summary.Image(height=height, width=width, colorspace=channels, encoded_image_string=data)
+                summary = Summary(value=[Summary.Value(tag=artifact.name, image=image)])
+                report.note("artifacts", "image", "raster images as image summaries at their step",
+                            example=artifact.name)  # fmt: skip
+                listed.append((artifact, "image summary"))
+            else:
+                try:
+                    text = data.decode("utf-8")
+                except UnicodeDecodeError:
+                    listed.append((artifact, "not kept: not UTF-8 text"))
+                    report.note("artifacts", "not UTF-8", "text files that are not UTF-8: listed, not kept",
+                                kept=False, example=artifact.name)  # fmt: skip
+                    continue
+                summary = text_pb(artifact.name, text)
+                report.note("artifacts", "text", "text files (text/*, up to 1 MiB) as text summaries",
+                            example=artifact.name)  # fmt: skip
+                listed.append((artifact, "text summary"))
+            if artifact.step is None:
+                report.note("artifacts", "no step", "logged without a step: at step 0", example=artifact.name)
+            writer.add_event(Event(wall_time=wall, step=step, summary=summary))
+            report.keep("artifacts")
+        if listed:
+            rows = ["| name | kind | size | sha256 | in TensorBoard |", "|---|---|---|---|---|"]
+            rows += [f"| {a.name} | {a.kind} | {a.size} | {a.sha256} | {how} |" for a, how in listed]
+            started = start_time(run) or 0.0
+            writer.add_event(Event(wall_time=started, step=0, summary=text_pb("aquarium/artifacts", "\n".join(rows))))
+
+
+def _image_size(data: bytes) -> tuple[int, int, int]:
+    """(width, height, channels) of an encoded image; zeros when Pillow cannot read it."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.width, image.height, len(image.getbands())
+    except (UnidentifiedImageError, OSError):
+        return 0, 0, 0

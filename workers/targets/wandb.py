@@ -13,11 +13,15 @@
 - Re-export: offline, the new directory replaces every earlier offline directory of the same id
   (removed once the new one is complete), so ``wandb sync`` of the wandb dir sends one copy;
   online, ``resume="allow"`` continues the same run, whose server keeps one row per step.
+- Artifacts (``wandb_artifacts``): files as a ``wandb.Artifact`` of type ``file``, models each
+  an artifact of type ``model``, raster images also as ``wandb.Image`` in the history; with
+  ``per_rank`` every rank's artifacts go with rank 0's W&B run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import shutil
@@ -28,7 +32,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..progress import Progress
 from ..report import Report
+from .artifacts import plan
 from .base import ExportError, Series, iter_series, rank_key, start_time, total_points
+from .wandb_artifacts import WandbArtifacts
 
 if TYPE_CHECKING:
     from aquarium.collector import Api
@@ -120,12 +126,22 @@ class WandbTarget:
         ranks: list[int | None] = [None]  # None: every rank in one W&B run
         if per_rank:
             ranks = [*sorted({s.rank for s in everything} or {0})]
+        planned = plan(api, run_id, report)
+        if per_rank and len(ranks) > 1 and planned:
+            report.note("artifacts", "per rank", "every rank's artifacts go with rank 0's W&B run", len(planned))
         total, done = total_points(run), 0
         progress(0, total, "history")
         destinations = []
         for rank in ranks:
             series = [s for s in everything if rank is None or s.rank == rank]
-            where, done = self._one(run, rank, series, project, mode, base, options, report, progress, done, total)
+            try:
+                files = WandbArtifacts(api, run_id, base / "wandb", wandb_id(run_id, rank),
+                                       planned if rank == ranks[0] else [])  # fmt: skip
+            except OSError as e:
+                raise ExportError(f"cannot write the artifacts under {base / 'wandb'}: {e}", permanent=True) from e
+            where, done = self._one(run, rank, series, files, project, mode, base, options, report, progress, done,
+                                    total)  # fmt: skip
+            files.prune()
             destinations.append(where)
         report.destination = destinations[0] if len(destinations) == 1 else f"{base / 'wandb'} ({len(ranks)} runs)"
         progress(done, total, "history")
@@ -136,6 +152,7 @@ class WandbTarget:
         run: dict[str, Any],
         rank: int | None,
         series: list[Series],
+        files: WandbArtifacts,
         project: str,
         mode: str,
         base: Path,
@@ -179,7 +196,8 @@ class WandbTarget:
             report.keep("params", len(run.get("params") or {}))
         finished = False
         try:
-            done = self._history(wb, rank, series, report, progress, done, total)
+            done = self._history(wb, rank, series, report, progress, done, total, list(files.images(report)))
+            files.log(wb, report)
             status = str(run.get("status") or "")
             started, ended = start_time(run), run.get("ended_at")
             wb.summary.update(
@@ -215,12 +233,29 @@ class WandbTarget:
         progress: Progress,
         done: int,
         total: int,
+        images: Sequence[tuple[int, str, Any]] = (),
     ) -> int:
         """Every point, one ``run.log`` per step with all the step's metrics, in step order; the
         sorting, checks and per-step times in numpy, only the rows themselves in Python."""
         import numpy as np
 
+        waiting = list(images)  # (step, key, wandb.Image) by step: merged into the rows in step order
+
+        def images_up_to(step: float, row: dict[str, Any] | None = None) -> None:
+            """Log the images before ``step`` in rows of their own; those at ``step`` go into ``row``."""
+            while waiting and waiting[0][0] <= step:
+                at = waiting[0][0]
+                own: dict[str, Any] = {}
+                while waiting and waiting[0][0] == at:
+                    _, key, image = waiting.pop(0)
+                    own[wandb_key(key)] = image
+                if row is not None and at == step:
+                    row.update(own)
+                else:
+                    wb.log(own, step=at, commit=True)
+
         if not series:
+            images_up_to(math.inf)
             return done
         names = []
         for s in series:
@@ -258,6 +293,7 @@ class WandbTarget:
         report.note("points", "NaN", "stored by W&B as NaN (charts skip it)", int(np.isnan(values).sum()))
         report.note("points", "Inf", "stored by W&B as +/-Infinity (charts skip it)", int(np.isinf(values).sum()))
         if not len(steps):
+            images_up_to(math.inf)
             return done
         starts = np.concatenate([[0], np.flatnonzero(np.diff(steps)) + 1])
         latest = np.fmax.reduceat(times, starts).tolist()  # NaN only where every time of the step is
@@ -269,10 +305,12 @@ class WandbTarget:
             row: dict[str, Any] = dict(zip(point_names[a:b], value_list[a:b]))
             if at == at:
                 row["_timestamp"] = at
+            images_up_to(step_list[a], row)
             wb.log(row, step=step_list[a], commit=True)
             logged += b - a
             if logged % 20_000 < b - a:
                 progress(done + logged, total, "history")
+        images_up_to(math.inf)
         report.keep("points", logged)
         if len(starts) < len(steps):
             report.note("points", "one row per step", "points of one step share one W&B row and its _timestamp",
