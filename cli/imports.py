@@ -16,7 +16,6 @@ import click
 from .options import api_url_option, data_dir_option, plural, redis_options, say
 
 F = TypeVar("F", bound=Callable[..., Any])
-LOCAL_SOURCES = ("tensorboard", "seed", "wandb")  # locations that are paths (resolved before enqueueing)
 
 
 def _common(f: F) -> F:
@@ -79,19 +78,16 @@ def _import(
     sync: bool,
     timeout: int,
 ) -> None:
-    from aquarium.workers.sources import get_source
+    from aquarium.workers.imports import source_runs
 
-    if source_name in LOCAL_SOURCES:
-        location = str(Path(location).resolve())
-    refs = get_source(source_name).list_runs(location, options)
+    location, refs = source_runs(source_name, location, options)
     say(f"{plural(len(refs), 'run')} to import from {source_name} {location}")
     outcomes: list[Any] | None
     if sync:
-        outcomes = _run_here(source_name, location, refs, options, data_dir)
+        outcomes = _run_here(source_name, location, options, data_dir)
     else:
         api = api_url or str(data_dir.resolve())
-        outcomes = _run_queued(source_name, location, refs, {**options, "prefix": prefix, "api": api}, redis_url,
-                               wait, timeout)  # fmt: skip
+        outcomes = _run_queued(source_name, location, options, api, redis_url, prefix, wait, timeout)
         if outcomes is None:
             return
     from .export import print_report
@@ -108,57 +104,50 @@ def _import(
         raise click.ClickException(f"{plural(failed, 'import')} of {len(outcomes)} failed")
 
 
-def _run_here(source_name: str, location: str, refs: list[str], options: dict[str, Any], data_dir: Path) -> list[Any]:
-    from aquarium.collector import Store
-    from aquarium.workers import Outcome
+def _run_here(source_name: str, location: str, options: dict[str, Any], data_dir: Path) -> list[Any]:
+    from aquarium.workers.imports import import_here
     from aquarium.workers.progress_bar import JobBars
-    from aquarium.workers.sources.delivery import SpoolDelivery
-    from aquarium.workers.sources.importer import run_import
 
-    outcomes = []
-    delivery = SpoolDelivery(data_dir)
-    api = str(data_dir) if (data_dir / "aquarium.db").exists() else None
     with JobBars([]) as bars:
-        for ref in refs:
+
+        def progress_of(ref: str) -> Any:
             task = bars.progress.add_task(f"{ref} → aquarium", total=None, state="")
 
-            def step(done: int, total: int, phase: str, task: Any = task) -> None:
+            def step(done: int, total: int, phase: str) -> None:
                 bars.progress.update(task, completed=done, total=total or None, state=phase)
 
-            try:
-                report = run_import(source_name, location, ref, options, delivery, step, api)
-                outcomes.append(Outcome("", "aquarium", ref, "finished", report=report))
-            except Exception as e:  # as a worker would: the reason is shown, the next run goes on
-                outcomes.append(Outcome("", "aquarium", ref, "failed", error=f"{type(e).__name__}: {e}"))
-    if any(o.report is not None for o in outcomes):
-        with Store(data_dir) as store:
-            ingested = store.ingest_spool(include_live=False)
-        say(f"stored {plural(ingested.stored, 'new batch', 'new batches')} ({plural(ingested.points, 'point')}), "
-            f"{plural(ingested.duplicates, 'duplicate')} dropped, in {data_dir}")  # fmt: skip
-        for path, reason in ingested.rejected:
+            return step
+
+        done = import_here(source_name, location, data_dir, options, progress_of)
+    if any(o.report is not None for o in done.outcomes):
+        stored = plural(done.stored_batches, "new batch", "new batches")
+        say(f"stored {stored} ({plural(done.stored_points, 'point')}), "
+            f"{plural(done.duplicates, 'duplicate')} dropped, in {data_dir}")  # fmt: skip
+        for path, reason in done.rejected:
             click.echo(f"{path}: {reason}", err=True)
-        if ingested.rejected:
-            raise click.ClickException(f"{plural(len(ingested.rejected), 'batch', 'batches')} rejected by the store")
-    return outcomes
+        if done.rejected:
+            raise click.ClickException(f"{plural(len(done.rejected), 'batch', 'batches')} rejected by the store")
+    return done.outcomes
 
 
 def _run_queued(
     source_name: str,
     location: str,
-    refs: list[str],
     options: dict[str, Any],
+    api: str,
     redis_url: str,
+    prefix: str,
     wait: bool,
     timeout: int,
 ) -> list[Any] | None:
     import redis
 
     from aquarium.workers import wait_for
+    from aquarium.workers.imports import enqueue_imports
     from aquarium.workers.progress_bar import JobBars
-    from aquarium.workers.queue import enqueue_import
 
     connection = redis.Redis.from_url(redis_url)
-    jobs = [enqueue_import(connection, source_name, location, ref, options, timeout=timeout) for ref in refs]
+    jobs = enqueue_imports(connection, source_name, location, api=api, prefix=prefix, timeout=timeout, options=options)
     if not wait:
         for job in jobs:
             say(f"{job.id}  {job.meta.get('run')} → aquarium  {job.get_status().value}")

@@ -243,3 +243,26 @@ def test_an_unwritable_out_dir_fails_with_the_reason(seed_base: Path, redis_url:
     work()
     (o,) = wait_for([job])
     assert o.status == "failed" and f"cannot write under {blocker / 'x'}" in (o.error or "")
+
+
+def test_the_python_api_imports_queued_and_in_process_and_twice_is_one_copy(
+    seed_base: Path, redis_url: str, connection: redis.Redis, work: Callable[[], None], tmp_path: Path
+) -> None:
+    from aquarium.workers import import_runs
+
+    queued_dir, here_dir = tmp_path / "queued", tmp_path / "here"
+    with CollectorThread(redis_url, queued_dir):
+        for _ in range(2):  # importing twice is one copy
+            jobs = import_runs("seed", str(seed_base), redis_url=redis_url, data_dir=queued_dir, wait=False)
+            assert len(jobs) == 2  # one job per <name>_<id>/ dir
+            work()
+            outcomes = wait_for(jobs, timeout=60)
+            assert [o.status for o in outcomes] == ["finished", "finished"], [o.error for o in outcomes]
+    for _ in range(2):
+        here = import_runs("seed", str(seed_base), data_dir=here_dir, sync=True)
+        assert [o.status for o in here] == ["finished", "finished"]
+    run_id = import_run_id("seed", "mnist_cnn_a1b2c3d4")
+    with Api(queued_dir) as queued, Api(here_dir) as local:
+        assert queued.search().total == local.search().total == 2
+        assert queued.run(run_id)["metrics"] == local.run(run_id)["metrics"]
+        assert local.run(run_id)["metrics"]["loss"]["count"] == 3
