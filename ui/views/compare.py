@@ -37,6 +37,7 @@ from aquarium.collector.client import Api
 from .. import palette, plots
 
 SAMPLES = 1200  # points per curve: about the pixel width of a full-width chart
+DEFAULT_OVERLAID = 4  # metrics overlaid when the view opens (the user picks more)
 
 
 @dataclass(frozen=True)
@@ -315,7 +316,7 @@ class CompareView(pn.viewable.Viewer):
         self.param.target.objects = keys
         self.param.scatter_param.objects = self.data.numeric_params()
         with param.discard_events(self):  # the initial choices: nothing is drawn yet to update
-            self.metrics = keys[:4]
+            self.metrics = keys[:DEFAULT_OVERLAID]
             self.maximised = [k for k in keys if not plots.lower_is_better(k)]
             self.target = next((k for k in keys if not plots.lower_is_better(k)), keys[0] if keys else None)
             self.scatter_param = next(iter(self.data.numeric_params()), None)
