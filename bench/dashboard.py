@@ -38,7 +38,7 @@ from _common import REDIS_BINARY, emit_json, progress
 CHROMIUM = "/usr/bin/chromium"
 SIZES = {
     "full": {"runs": 10_000, "points": 200, "loads": 5, "compare": (10, 10, 1_000_000), "compare_loads": 3},
-    "quick": {"runs": 2_000, "points": 40, "loads": 3, "compare": (10, 10, 20_000), "compare_loads": 2},
+    "quick": {"runs": 2_000, "points": 30, "loads": 2, "compare": (10, 10, 20_000), "compare_loads": 1},
 }
 LIVE_RUN = "bench-live"
 SOURCE = f"curve|{LIVE_RUN}|loss|mean"
