@@ -384,8 +384,9 @@ class CompareView(pn.viewable.Viewer):
         self.status = pn.pane.HTML("", css_classes=["compare-status"])
         self._drawing = 0  # which drawing of the curves is on the page (a newer one drops an older's data)
         self._curves = pn.pane.Bokeh(self._curves_model(), sizing_mode="stretch_width")
-        self._parallel = pn.pane.Bokeh(self._parallel_model(), sizing_mode="stretch_width")
-        self._scatter = pn.pane.Bokeh(self._scatter_model(), sizing_mode="stretch_width")
+        served = pn.state.curdoc is not None  # served: these two are drawn with the deferred section
+        self._parallel = pn.pane.Bokeh(None if served else self._parallel_model(), sizing_mode="stretch_width")
+        self._scatter = pn.pane.Bokeh(None if served else self._scatter_model(), sizing_mode="stretch_width")
         self.save_html = pn.widgets.FileDownload(
             callback=self._html_file,
             filename="comparison.html",
@@ -565,6 +566,10 @@ class CompareView(pn.viewable.Viewer):
         )
 
     def _below_curves(self, section: dict[str, Any]) -> pn.Column:
+        if self._parallel.object is None:
+            self._parallel.object = self._parallel_model()
+        if self._scatter.object is None:
+            self._scatter.object = self._scatter_model()
         diff = pn.widgets.Checkbox.from_param(self.param.differences_only, label="Differences only")
         goal = pn.widgets.MultiChoice.from_param(
             self.param.maximised, label="Best is the maximum for", sizing_mode="stretch_width"
