@@ -110,9 +110,7 @@ class ExperimentsView(pn.viewable.Viewer):
             header_align="left",
             sizing_mode="stretch_width",
             theme="midnight",
-            layout="fit_columns",  # no measuring of every cell's text to size the columns
-            configuration={"renderVertical": "basic"},  # 25 rows: no virtual DOM to re-measure on resize
-            widths={"started": 165, "duration": 95, "ranks": 70},
+            layout="fit_data_stretch",
         )
         self.table.on_click(self._clicked)
         self.table.param.watch(self._selection_changed, "selection")
