@@ -197,7 +197,7 @@ def main() -> None:
                 cdp = context.new_cdp_session(page)
                 cdp.send("Performance.enable")
                 finished: list[Any] = []
-                page.on("requestfinished", lambda request: finished.append(request))
+                page.on("requestfinished", lambda request, into=finished: into.append(request))
                 for times in (first_page, warm_page):  # a new browser profile, then a reload with its cache
                     started = time.perf_counter()
                     page.goto(server.url)

@@ -46,7 +46,7 @@ def route(api: Api) -> tuple[str, type[ArtifactHandler], dict[str, Any]]:
     return (ROUTE, ArtifactHandler, {"api": api})
 
 
-class ArtifactHandler(AuthRequestHandler):  # type: ignore[misc]  # Bokeh is untyped
+class ArtifactHandler(AuthRequestHandler):
     """GET one artifact's bytes through the dashboard's ``Api``."""
 
     def initialize(self, api: Api) -> None:

@@ -36,12 +36,12 @@ def install() -> None:
         return
     import panel.io.server as served
 
-    original = served.bundle_resources
+    original = served.bundle_resources  # type: ignore[attr-defined]
 
     def bundle_resources(roots: Any, resources: Any, *args: Any, **options: Any) -> Any:
         if options.get("enable_mathjax", "auto") == "auto" and len(args) < 3:
             options["enable_mathjax"] = use_mathjax(roots)
         return original(roots, resources, *args, **options)
 
-    served.bundle_resources = bundle_resources
+    served.bundle_resources = bundle_resources  # type: ignore[attr-defined]
     _installed = True

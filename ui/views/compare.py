@@ -33,7 +33,7 @@ import panel as pn
 import param
 from bokeh.embed import file_html
 from bokeh.layouts import column, row
-from bokeh.models import GlyphRenderer
+from bokeh.models.renderers import GlyphRenderer
 from bokeh.models.widgets.markups import Div
 from bokeh.resources import INLINE
 
@@ -205,12 +205,12 @@ class Comparison:
 
         remote = self.api.target.startswith(("http://", "https://"))
         windows = list(map(read, wanted)) if remote or len(wanted) < 2 else list(_READERS.map(read, wanted))
-        read: dict[str, list[tuple[str, np.ndarray, np.ndarray]]] = {}
+        fresh: dict[str, list[tuple[str, np.ndarray, np.ndarray]]] = {}
         for (key, run), w in zip(wanted, windows):
-            read.setdefault(key, []).append((run.label, w.steps, w.values))
+            fresh.setdefault(key, []).append((run.label, w.steps, w.values))
         with self._lock:
             for key in keys:
-                self._curves.setdefault(key, read.get(key, []))
+                self._curves.setdefault(key, fresh.get(key, []))
             return {k: self._curves[k] for k in keys}
 
     def final(self, key: str) -> list[float]:
@@ -472,7 +472,8 @@ class CompareView(pn.viewable.Viewer):
         for key, fig in zip(keys, figures):
             lines = [r for r in fig.renderers if isinstance(r, GlyphRenderer)]
             for line, (label, steps, values) in zip(lines, curves[key]):
-                line.data_source.data = {
+                source: Any = line.data_source  # a ColumnDataSource (overlay_curves made it)
+                source.data = {
                     "step": np.asarray(steps),
                     "value": np.asarray(values, dtype=np.float64),
                     "label": [label] * len(steps),

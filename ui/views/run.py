@@ -347,7 +347,8 @@ def artifacts_html(run_id: str, artifacts: list[dict[str, Any]] | None) -> str:
     e = html.escape
     if not artifacts:
         return '<span class="aq-muted">no artifacts</span>'
-    rows, thumbs = [], []
+    rows: list[tuple[str, ...]] = []
+    thumbs: list[str] = []
     for a in artifacts:
         name, state = str(a["name"]), str(a.get("state", ""))
         rank = a.get("rank")
