@@ -16,6 +16,7 @@ import os
 import ssl
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlencode, urlsplit
@@ -47,6 +48,47 @@ class _Sink(Protocol):
     def write(self, data: bytes, /) -> int: ...
 
 
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+    def close(self) -> None: ...
+
+
+class _Response:
+    """An HTTP answer's body that closes its connection with it."""
+
+    def __init__(self, conn: http.client.HTTPConnection, response: http.client.HTTPResponse) -> None:
+        self._conn, self._response = conn, response
+
+    def read(self, size: int = -1, /) -> bytes:
+        return self._response.read(None if size < 0 else size)
+
+    def close(self) -> None:
+        self._response.close()
+        self._conn.close()
+
+
+@dataclass
+class ArtifactStream:
+    """An artifact's bytes open for reading (``Api.open_artifact``): close it, or use ``with``."""
+
+    stream: _Readable
+    media_type: str
+    sha256: str
+    size: int
+
+    def read(self, size: int = -1) -> bytes:
+        return self.stream.read(size)
+
+    def close(self) -> None:
+        self.stream.close()
+
+    def __enter__(self) -> "ArtifactStream":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class _Backend(Protocol):
     def search_runs(self, filter: str | None, sort: str | None, limit: int | None, offset: int) -> RunPage: ...
     def get_run(self, run_id: str) -> dict[str, Any]: ...
@@ -54,6 +96,7 @@ class _Backend(Protocol):
     def read_window(self, run_id: str, key: str, **options: Any) -> Window: ...
     def artifacts(self, run_id: str) -> list[dict[str, Any]]: ...
     def copy_artifact(self, run_id: str, name: str, rank: int | None, out: _Sink) -> str: ...
+    def open_artifact(self, run_id: str, name: str, rank: int | None) -> ArtifactStream: ...
     def close(self) -> None: ...
 
 
@@ -97,6 +140,13 @@ class _Local:
                 out.write(chunk)
         return sha256
 
+    def open_artifact(self, run_id: str, name: str, rank: int | None) -> ArtifactStream:
+        from .blobs import BlobStore
+
+        found = self.store.artifact(run_id, name, rank)
+        blob = BlobStore(self.store.data_dir).open(str(found["sha256"]))
+        return ArtifactStream(blob, str(found["media_type"]), str(found["sha256"]), os.fstat(blob.fileno()).st_size)
+
     def close(self) -> None:
         if self._owned:
             self.store.close()
@@ -117,14 +167,16 @@ class _Http:
 
     def _connection(self) -> http.client.HTTPConnection:
         if self._conn is None:
-            p = self._parts
-            if p.scheme == "https":
-                self._conn = http.client.HTTPSConnection(
-                    p.hostname or "", p.port, timeout=self._timeout, context=ssl.create_default_context()
-                )
-            else:
-                self._conn = http.client.HTTPConnection(p.hostname or "", p.port, timeout=self._timeout)
+            self._conn = self._new_connection()
         return self._conn
+
+    def _new_connection(self) -> http.client.HTTPConnection:
+        p = self._parts
+        if p.scheme == "https":
+            return http.client.HTTPSConnection(
+                p.hostname or "", p.port, timeout=self._timeout, context=ssl.create_default_context()
+            )
+        return http.client.HTTPConnection(p.hostname or "", p.port, timeout=self._timeout)
 
     def _get(self, path: str, query: dict[str, Any] | None = None, accept: str = "application/json") -> bytes:
         params = {k: v for k, v in (query or {}).items() if v is not None}
@@ -200,6 +252,27 @@ class _Http:
     def copy_artifact(self, run_id: str, name: str, rank: int | None, out: _Sink) -> str:
         path = f"/api/runs/{quote(run_id, safe='')}/artifacts/{quote(name, safe='/')}"
         return self._copy(path, {"rank": rank}, out)
+
+    def open_artifact(self, run_id: str, name: str, rank: int | None) -> ArtifactStream:
+        """On a connection of its own (the kept-alive one stays free for other reads while the
+        caller reads the body); closing the stream closes it."""
+        path = f"/api/runs/{quote(run_id, safe='')}/artifacts/{quote(name, safe='/')}"
+        target = self._base + path + (f"?rank={rank}" if rank is not None else "")
+        conn = self._new_connection()
+        try:
+            conn.request("GET", target, headers=self._headers)
+            response = conn.getresponse()
+            if response.status >= 400:
+                raise _error(response.status, response.read())
+        except BaseException:
+            conn.close()
+            raise
+        return ArtifactStream(
+            _Response(conn, response),
+            str(response.getheader("Content-Type", "application/octet-stream")),
+            str(response.getheader("ETag", "")).strip('"'),
+            int(response.getheader("Content-Length", "0")),
+        )
 
     def close(self) -> None:
         if self._conn is not None:
@@ -371,6 +444,12 @@ class Api:
             Path(temp).unlink(missing_ok=True)
             raise
         return target
+
+    def open_artifact(self, run_id: str, name: str, rank: int | None = None) -> ArtifactStream:
+        """The latest artifact ``name`` (of ``rank``, else of any rank) open for reading, with
+        its media type, sha256 and size: for serving it on (the dashboard does), never held whole.
+        Raises RunNotFoundError, ArtifactNotFoundError, ArtifactPendingError."""
+        return self._backend.open_artifact(run_id, name, rank)
 
     # -- lifetime ------------------------------------------------------------------------------
     def close(self) -> None:

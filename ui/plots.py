@@ -276,7 +276,10 @@ def rank_band(
 
 def overlay_curves(metric: str, curves: Sequence[tuple[str, np.ndarray, np.ndarray]], *, height: int = HEIGHT) -> Any:
     """One metric of several runs on one figure: a line per ``(run label, steps, values)``."""
-    fig = new_figure(metric, height=height, x_axis_label="step", y_axis_label=metric)
+    # Canvas, not WebGL: the curves are downsampled to about the plot's width, which a canvas
+    # draws at once, while copying each WebGL plot to its canvas took seconds for four plots
+    # without a GPU (Bokeh's blit_webgl, the page frozen meanwhile).
+    fig = new_figure(metric, height=height, x_axis_label="step", y_axis_label=metric, output_backend="canvas")
     for i, (label, steps, values) in enumerate(curves):
         fig.line(
             "step",

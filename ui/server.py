@@ -26,8 +26,10 @@ from aquarium.collector import Api
 from aquarium.collector.api.settings import TOKEN_VARIABLE, ApiConfigError, is_loopback
 
 from .app import TITLE, Dashboard, create_app
+from .artifacts import route as artifact_route
 from .health import HealthMonitor
 from .live import LiveHub
+from .resources import install as install_resources
 
 __all__ = ["DEFAULT_PORT", "UiServer", "UiSettings", "dashboard_for", "launch_aquarium", "serve_forever"]
 
@@ -70,11 +72,12 @@ def _free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
-def _serve_options(settings: UiSettings, port: int) -> dict[str, Any]:
+def _serve_options(settings: UiSettings, port: int, api: Api) -> dict[str, Any]:
     if is_loopback(settings.host):
         origins: list[str] | str = [f"127.0.0.1:{port}", f"localhost:{port}", f"{settings.host}:{port}"]
     else:
         origins = "*"  # any host name the machine is reached by; the password guards it
+    install_resources()  # no MathJax bundle unless the page needs it
     options: dict[str, Any] = {
         "port": port,
         "address": settings.host,
@@ -82,6 +85,10 @@ def _serve_options(settings: UiSettings, port: int) -> dict[str, Any]:
         "title": TITLE,
         "show": False,
         "verbose": False,  # the caller says where it listens
+        "extra_patterns": [artifact_route(api)],  # downloads come from this origin, through this Api
+        # gzip (3.9 MB of JS and CSS become 1 MB) where bytes cost time: over a network. On loopback
+        # they cost nothing and compressing every response again costs CPU, so not there.
+        "compress_response": not is_loopback(settings.host),
     }
     if settings.token:
         options |= {"basic_auth": settings.token, "cookie_secret": secrets.token_hex(32)}
@@ -104,7 +111,7 @@ class UiServer:
 
     def start(self) -> "UiServer":
         self.dashboard.start()
-        options = _serve_options(self.settings, self.port)
+        options = _serve_options(self.settings, self.port, self.dashboard.api)
         self._thread = pn.serve(lambda: create_app(self.dashboard), threaded=True, **options)
         self._wait_listening()
         return self
@@ -136,7 +143,7 @@ def serve_forever(dashboard: Dashboard, settings: UiSettings, say: Callable[[str
     port = settings.port or _free_port(settings.host)
     dashboard.start()
     try:
-        server = pn.serve(lambda: create_app(dashboard), start=False, **_serve_options(settings, port))
+        server = pn.serve(lambda: create_app(dashboard), start=False, **_serve_options(settings, port, dashboard.api))
         server.start()  # listening from here: the URL said next works at once
         if say is not None:
             say(f"Aquarium dashboard on http://{settings.host}:{port}/ ({dashboard.api.target}); Ctrl-C stops")

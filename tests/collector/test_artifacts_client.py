@@ -145,3 +145,27 @@ def test_stale_temporary_files_are_swept(store: Store) -> None:
     os.utime(stale, (0, 0))
     assert blobs.sweep_temp() == 1
     assert list(blobs.temp_dir.iterdir()) == [fresh]
+
+
+def test_open_artifact_streams_the_bytes_with_their_type_and_sha256(api: Api) -> None:
+    with api.open_artifact("r1", "ckpt/model.pt", rank=1) as opened:
+        chunks = []
+        while chunk := opened.read(10_000):
+            chunks.append(chunk)
+    assert b"".join(chunks) == DATA
+    assert (opened.sha256, opened.size) == (hashlib.sha256(DATA).hexdigest(), len(DATA))
+    assert opened.media_type == "application/octet-stream"
+
+
+@pytest.mark.parametrize(
+    ("run", "name", "error"),
+    [
+        ("nope", "ckpt/model.pt", RunNotFoundError),
+        ("r1", "missing.bin", ArtifactNotFoundError),
+        ("r1", "later.bin", ArtifactPendingError),
+        ("r1", "../../etc/passwd", ArtifactNotFoundError),
+    ],
+)
+def test_open_artifact_refuses_what_it_cannot_serve(api: Api, run: str, name: str, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        api.open_artifact(run, name)

@@ -14,12 +14,16 @@ import html
 import importlib.util
 import io
 import json
+import logging
 import math
 import os
 import shutil
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +33,7 @@ import panel as pn
 import param
 from bokeh.embed import file_html
 from bokeh.layouts import column, row
+from bokeh.models.renderers import GlyphRenderer
 from bokeh.models.widgets.markups import Div
 from bokeh.resources import INLINE
 
@@ -36,7 +41,12 @@ from aquarium.collector.client import Api
 
 from .. import palette, plots
 
+log = logging.getLogger("aquarium.ui.views.compare")
+
 SAMPLES = 1200  # points per curve: about the pixel width of a full-width chart
+DEFAULT_OVERLAID = 4  # metrics overlaid when the view opens (the user picks more)
+_READERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="aquarium-compare-read")
+"""Shared by every session: at most four series read at once, four store connections kept."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,7 @@ class RunSummary:
     duration: float | None
     params: dict[str, Any]
     metrics: dict[str, dict[str, Any]]
+    ranks: tuple[int, ...] = ()
 
     @property
     def label(self) -> str:
@@ -78,6 +89,7 @@ def load_run(api: Api, run_id: str) -> RunSummary:
         duration,
         _flat(run.get("params") or {}),
         run.get("metrics") or {},
+        tuple(int(r) for r in run.get("ranks") or ()),
     )
 
 
@@ -165,14 +177,41 @@ class Comparison:
         self.api = api
         self.runs = [load_run(api, i) for i in run_ids]
         self.keys = sorted({k for r in self.runs for k in r.metrics})
+        self._curves: dict[str, list[tuple[str, np.ndarray, np.ndarray]]] = {}
+        self._lock = threading.Lock()  # the cache is filled from a reading thread
+
+    def runs_with(self, key: str) -> list[RunSummary]:
+        return [r for r in self.runs if key in r.metrics]
+
+    def has_curves(self, keys: list[str]) -> bool:
+        with self._lock:
+            return all(k in self._curves for k in keys)
 
     def curves(self, key: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
-        out = []
-        for r in self.runs:
-            if key in r.metrics:
-                w = self.api.series(r.id, key, agg="mean", samples=SAMPLES)
-                out.append((r.label, w.steps, w.values))
-        return out
+        return self.read_curves([key])[key]
+
+    def read_curves(self, keys: list[str]) -> dict[str, list[tuple[str, np.ndarray, np.ndarray]]]:
+        """The curves of every run for ``keys``, each read once (kept for the next redraw). From
+        a data dir the series are read in parallel (a connection per reading thread; SQLite
+        and the downsampling release the GIL); an HTTP Api has one connection, so in turn."""
+        with self._lock:
+            wanted = [(k, r) for k in keys if k not in self._curves for r in self.runs_with(k)]
+
+        def read(pair: tuple[str, RunSummary]) -> Any:
+            key, run = pair
+            if len(run.ranks) == 1:  # its one rank as it is: the same line, without aligning ranks (half the time)
+                return self.api.series(run.id, key, rank=run.ranks[0], samples=SAMPLES)
+            return self.api.series(run.id, key, agg="mean", samples=SAMPLES)
+
+        remote = self.api.target.startswith(("http://", "https://"))
+        windows = list(map(read, wanted)) if remote or len(wanted) < 2 else list(_READERS.map(read, wanted))
+        fresh: dict[str, list[tuple[str, np.ndarray, np.ndarray]]] = {}
+        for (key, run), w in zip(wanted, windows):
+            fresh.setdefault(key, []).append((run.label, w.steps, w.values))
+        with self._lock:
+            for key in keys:
+                self._curves.setdefault(key, fresh.get(key, []))
+            return {k: self._curves[k] for k in keys}
 
     def final(self, key: str) -> list[float]:
         last = [r.metrics.get(key, {}).get("last") for r in self.runs]
@@ -206,7 +245,8 @@ class Comparison:
             + "</div>",
             sizing_mode="stretch_width",
         )
-        figures = [plots.overlay_curves(k, self.curves(k)) for k in metrics]
+        curves = self.read_curves(list(metrics))
+        figures = [plots.overlay_curves(k, curves[k]) for k in metrics]
         parts: list[Any] = [
             cards,
             *figures,
@@ -315,7 +355,7 @@ class CompareView(pn.viewable.Viewer):
         self.param.target.objects = keys
         self.param.scatter_param.objects = self.data.numeric_params()
         with param.discard_events(self):  # the initial choices: nothing is drawn yet to update
-            self.metrics = keys[:4]
+            self.metrics = keys[:DEFAULT_OVERLAID]
             self.maximised = [k for k in keys if not plots.lower_is_better(k)]
             self.target = next((k for k in keys if not plots.lower_is_better(k)), keys[0] if keys else None)
             self.scatter_param = next(iter(self.data.numeric_params()), None)
@@ -341,10 +381,12 @@ class CompareView(pn.viewable.Viewer):
             stylesheets=[_TABLE_CSS],
         )
         self._cards = pn.pane.HTML(self._cards_html(), sizing_mode="stretch_width", stylesheets=[CARD_CSS])
-        self._curves = pn.pane.Bokeh(self._curves_model(), sizing_mode="stretch_width")
-        self._parallel = pn.pane.Bokeh(self._parallel_model(), sizing_mode="stretch_width")
-        self._scatter = pn.pane.Bokeh(self._scatter_model(), sizing_mode="stretch_width")
         self.status = pn.pane.HTML("", css_classes=["compare-status"])
+        self._drawing = 0  # which drawing of the curves is on the page (a newer one drops an older's data)
+        self._curves = pn.pane.Bokeh(self._curves_model(), sizing_mode="stretch_width")
+        served = pn.state.curdoc is not None  # served: these two are drawn with the deferred section
+        self._parallel = pn.pane.Bokeh(None if served else self._parallel_model(), sizing_mode="stretch_width")
+        self._scatter = pn.pane.Bokeh(None if served else self._scatter_model(), sizing_mode="stretch_width")
         self.save_html = pn.widgets.FileDownload(
             callback=self._html_file,
             filename="comparison.html",
@@ -395,10 +437,50 @@ class CompareView(pn.viewable.Viewer):
         return f"<div style='display:flex;gap:12px;flex-wrap:wrap'>{cards}</div>"
 
     def _curves_model(self) -> Any:
-        figures = [plots.overlay_curves(k, self.data.curves(k)) for k in self.metrics]
-        if not figures:
+        """The overlaid curves. In a served session whose series are not read yet, the figures
+        come first with empty lines (legends and colours set), and the series are read on a
+        thread meanwhile and handed to the session's document: the page loads while the store
+        is read, instead of after."""
+        keys = list(self.metrics)
+        if not keys:
             return Div(text="<span class='muted'>Pick metrics to overlay.</span>")
+        doc = pn.state.curdoc
+        if doc is None or self.data.has_curves(keys):
+            curves = self.data.read_curves(keys)
+            return plots._grid([plots.overlay_curves(k, curves[k]) for k in keys], ncols=2)
+        empty = np.empty(0)
+        figures = [plots.overlay_curves(k, [(r.label, empty, empty) for r in self.data.runs_with(k)]) for k in keys]
+        self._drawing += 1
+        drawing = self._drawing
+        threading.Thread(
+            target=self._read_then_fill, args=(doc, drawing, keys, figures), name="aquarium-compare", daemon=True
+        ).start()
         return plots._grid(figures, ncols=2)
+
+    def _read_then_fill(self, doc: Any, drawing: int, keys: list[str], figures: list[Any]) -> None:
+        try:
+            curves = self.data.read_curves(keys)
+        except Exception as e:  # a run deleted meanwhile, the API gone: say so, keep the page
+            log.exception("reading the compared curves failed")
+            doc.add_next_tick_callback(partial(self._say, f"could not read the curves: {e}"))
+            return
+        doc.add_next_tick_callback(partial(self._fill, drawing, keys, figures, curves))
+
+    def _fill(self, drawing: int, keys: list[str], figures: list[Any], curves: dict[str, Any]) -> None:
+        if drawing != self._drawing:  # the metrics changed meanwhile: those figures are gone
+            return
+        for key, fig in zip(keys, figures):
+            lines = [r for r in fig.renderers if isinstance(r, GlyphRenderer)]
+            for line, (label, steps, values) in zip(lines, curves[key]):
+                source: Any = line.data_source  # a ColumnDataSource (overlay_curves made it)
+                source.data = {
+                    "step": np.asarray(steps),
+                    "value": np.asarray(values, dtype=np.float64),
+                    "label": [label] * len(steps),
+                }
+
+    def _say(self, message: str) -> None:
+        self.status.object = html.escape(message)
 
     def _parallel_model(self) -> Any:
         if self.target is None:
@@ -461,14 +543,9 @@ class CompareView(pn.viewable.Viewer):
         return io.BytesIO(png)
 
     def __panel__(self) -> Any:
-        section = {"styles": {"color": palette.TEXT}, "margin": (14, 10, 4, 10)}
+        pn.extension("tabulator")  # the tables come after the page loaded: their JS must come with it
+        section = {"styles": {"color": palette.TEXT}, "margin": (14, 10, 4, 10), "disable_math": True}
         metrics = pn.widgets.MultiChoice.from_param(self.param.metrics, label="Metrics", sizing_mode="stretch_width")
-        goal = pn.widgets.MultiChoice.from_param(
-            self.param.maximised, label="Best is the maximum for", sizing_mode="stretch_width"
-        )
-        diff = pn.widgets.Checkbox.from_param(self.param.differences_only, label="Differences only")
-        target = pn.widgets.Select.from_param(self.param.target, label="Final metric", width=220)
-        scatter_param = pn.widgets.Select.from_param(self.param.scatter_param, label="Scatter x", width=220)
         return pn.Column(
             pn.Row(
                 pn.pane.Markdown(f"## Comparing {len(self.data.runs)} runs", **section),
@@ -482,6 +559,25 @@ class CompareView(pn.viewable.Viewer):
             pn.pane.Markdown("### Curves", **section),
             metrics,
             self._curves,
+            # below the curves: drawn once the page has loaded, so that the curves come first
+            pn.param.ParamFunction(lambda: self._below_curves(section), defer_load=True, sizing_mode="stretch_width"),
+            sizing_mode="stretch_width",
+            styles={"background": palette.BACKGROUND},
+            name="compare-view",
+        )
+
+    def _below_curves(self, section: dict[str, Any]) -> pn.Column:
+        if self._parallel.object is None:
+            self._parallel.object = self._parallel_model()
+        if self._scatter.object is None:
+            self._scatter.object = self._scatter_model()
+        diff = pn.widgets.Checkbox.from_param(self.param.differences_only, label="Differences only")
+        goal = pn.widgets.MultiChoice.from_param(
+            self.param.maximised, label="Best is the maximum for", sizing_mode="stretch_width"
+        )
+        target = pn.widgets.Select.from_param(self.param.target, label="Final metric", width=220)
+        scatter_param = pn.widgets.Select.from_param(self.param.scatter_param, label="Scatter x", width=220)
+        return pn.Column(
             pn.Row(
                 pn.Column(
                     pn.pane.Markdown("### Hyperparameters", **section),
@@ -503,8 +599,6 @@ class CompareView(pn.viewable.Viewer):
             pn.Row(target, scatter_param),
             pn.Row(self._parallel, self._scatter, sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
-            styles={"background": palette.BACKGROUND},
-            name="compare-view",
         )
 
 

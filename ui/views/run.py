@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
-from urllib.parse import quote
 
 import panel as pn
 import param
@@ -26,6 +25,7 @@ from aquarium.agent.statuses import TERMINAL_STATUSES
 from aquarium.collector import Api
 from aquarium.collector.live import Points, RunChange
 
+from ..artifacts import artifact_url, is_inline
 from ..live import LiveHub, LiveItem, Resync, Watch
 from ..live_curves import MODES, CurveOptions, MetricChart
 from ..smoothing import SMOOTHINGS, Smoothing
@@ -323,33 +323,61 @@ def details_html(run: dict[str, Any], artifacts: list[dict[str, Any]] | None) ->
         ],
         ("rank", "incarnation", "batches", "gaps"),
     )
-    if artifacts is None or not artifacts:
-        files = '<span class="aq-muted">no artifacts</span>'
-    else:
-        files = _table(
-            [
-                (
-                    f'<a href="/api/runs/{quote(run["id"], safe="")}/artifacts/{quote(str(a["name"]), safe="")}" '
-                    f'target="_blank" rel="noopener">{e(str(a["name"]))}</a>',
-                    e(str(a.get("kind", ""))),
-                    e(_size(a.get("size"))),
-                )
-                for a in artifacts
-            ],
-            ("name", "kind", "size"),
-        )
+    files = artifacts_html(run["id"], artifacts)
     cards = [
         ("Params", params),
         ("Tags", tags),
         ("Status history", history),
         ("Ranks and incarnations", incarnations),
-        ("Artifacts", files),
     ]
     body = "".join(
         f'<div class="aq-card" style="flex:1 1 260px;max-height:240px;overflow:auto"><h3>{title}</h3>{content}</div>'
         for title, content in cards
     )
+    body += (
+        '<div class="aq-card" id="aq-artifacts" style="flex:1 1 100%;max-height:420px;overflow:auto">'
+        f"<h3>Artifacts</h3>{files}</div>"
+    )
     return f'<div style="display:flex;gap:10px;flex-wrap:wrap">{body}</div>'
+
+
+def artifacts_html(run_id: str, artifacts: list[dict[str, Any]] | None) -> str:
+    """The artifacts as a table with download links from this dashboard's server, and the stored
+    raster figures as thumbnails above it; every name is text, every link quoted."""
+    e = html.escape
+    if not artifacts:
+        return '<span class="aq-muted">no artifacts</span>'
+    rows: list[tuple[str, ...]] = []
+    thumbs: list[str] = []
+    for a in artifacts:
+        name, state = str(a["name"]), str(a.get("state", ""))
+        rank = a.get("rank")
+        url = e(artifact_url(run_id, name, int(rank) if isinstance(rank, int) else None))
+        link = (
+            f'<a class="aq-artifact" href="{url}" download>{e(name)}</a>'
+            if state == "stored"
+            else f'<span class="aq-artifact">{e(name)}</span>'
+        )
+        sha = str(a.get("sha256") or "")
+        rows.append(
+            (
+                link,
+                e(str(a.get("kind", ""))),
+                e(_size(a.get("size"))),
+                f'<code title="{e(sha)}">{e(sha[:12])}</code>' if sha else "—",
+                e(str(rank if rank is not None else "—")),
+                e(str(a.get("step") if a.get("step") is not None else "—")),
+                e(state),
+            )
+        )
+        if a.get("kind") == "figure" and state == "stored" and is_inline(str(a.get("media_type", ""))):
+            thumbs.append(
+                f'<a href="{url}" target="_blank" rel="noopener" title="{e(name)}">'
+                f'<img class="aq-thumb" src="{url}" alt="{e(name)}" '
+                'style="max-height:140px;max-width:220px;border:1px solid #ddd;border-radius:4px"></a>'
+            )
+    gallery = f'<div style="display:flex;gap:8px;flex-wrap:wrap;margin-bottom:8px">{"".join(thumbs)}</div>'
+    return (gallery if thumbs else "") + _table(rows, ("name", "kind", "size", "sha256", "rank", "step", "state"))
 
 
 def _text(value: Any) -> str:
