@@ -51,6 +51,8 @@ body, #main, .main, #content {{ background: var(--aq-bg) !important; color: var(
   border-bottom: 1px solid var(--aq-grid); }}
 .aq-card th {{ color: var(--aq-muted); font-weight: 500; }}
 .aq-muted {{ color: var(--aq-muted); }}
+.aq-card a, .aq-report a {{ color: var(--aq-info); }}
+.aq-card a:visited {{ color: var(--aq-info); }}
 .aq-job {{ border-top: 1px solid var(--aq-grid); padding: 6px 0; }}
 .aq-report {{ font-size: 0.85em; color: var(--aq-muted); margin: 2px 0 4px 0; }}
 .aq-report table {{ border-collapse: collapse; margin-top: 4px; }}
