@@ -34,6 +34,7 @@ from bokeh.models.annotations import ColorBar, Label, Span
 from bokeh.plotting import figure
 
 from . import palette
+from .smoothing import ema, moving_average
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -109,48 +110,6 @@ def lower_is_better(metric: str) -> bool:
 
 
 # -- smoothing ------------------------------------------------------------------------------------------
-def moving_average(values: np.ndarray, window: int) -> np.ndarray:
-    """Trailing mean of the last ``window`` points (fewer at the start), NaN/inf points skipped.
-
-    ``out[i] = mean(finite values[max(0, i - window + 1) : i + 1])``; NaN where that slice holds no
-    finite value. Same length as ``values``: the seed's moving average, without losing the first points.
-    """
-    if window < 1:
-        raise ValueError(f"window must be at least 1, not {window}")
-    x = np.asarray(values, dtype=np.float64)
-    finite = np.isfinite(x)
-    sums = np.concatenate([[0.0], np.cumsum(np.where(finite, x, 0.0))])
-    counts = np.concatenate([[0], np.cumsum(finite)])
-    hi = np.arange(1, len(x) + 1)
-    lo = np.maximum(hi - window, 0)
-    n = counts[hi] - counts[lo]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out: np.ndarray = (sums[hi] - sums[lo]) / n
-    out[n == 0] = np.nan
-    return out
-
-
-def ema(values: np.ndarray, weight: float) -> np.ndarray:
-    """Debiased exponential moving average, as TensorBoard's smoothing slider computes it.
-
-    ``last = weight * last + (1 - weight) * x`` from ``last = 0``, divided by ``1 - weight**n`` after
-    the n-th finite point: without that debiasing the first points would be pulled towards 0.
-    Non-finite points pass through unchanged and do not move the average. ``weight`` in [0, 1).
-    """
-    if not 0.0 <= weight < 1.0:
-        raise ValueError(f"EMA weight must be in [0, 1), not {weight}")
-    x = np.asarray(values, dtype=np.float64)
-    out = x.copy()
-    last, seen = 0.0, 0
-    for i, value in enumerate(x.tolist()):
-        if not math.isfinite(value):
-            continue
-        last = weight * last + (1.0 - weight) * value
-        seen += 1
-        out[i] = last / (1.0 - weight**seen)
-    return out
-
-
 def smooth(values: np.ndarray, method: str, amount: float) -> np.ndarray:
     """``moving_average(values, int(amount))`` for method "moving", ``ema(values, amount)`` for "ema"."""
     if method == "moving":
@@ -387,26 +346,7 @@ def correlation_matrix(names: Sequence[str], matrix: np.ndarray, *, height: int 
         }
     )
     mapper = LinearColorMapper(palette=list(palette.DIVERGING), low=-1, high=1, nan_color=palette.BACKGROUND)
-    fig.rect(
-        "x",
-        "y",
-        1,
-        1,
-        source=source,
-        fill_color={"field": "r", "transform": mapper},
-        line_color=palette.BACKGROUND,
-        name="cells",
-    )
-    fig.text(
-        "x",
-        "y",
-        text="text",
-        source=source,
-        text_align="center",
-        text_baseline="middle",
-        text_color="text_colour",
-        text_font_size="12px",
-    )
+    _labelled_cells(fig, source, "r", mapper, "12px")
     fig.select_one(HoverTool).tooltips = [("", "@y × @x"), ("r", "@r{0.000}")]
     bar = ColorBar(
         color_mapper=mapper,
@@ -467,26 +407,7 @@ def metrics_heatmap(
         }
     )
     mapper = LinearColorMapper(palette=list(palette.SEQUENTIAL), low=0, high=1, nan_color=palette.BACKGROUND)
-    fig.rect(
-        "x",
-        "y",
-        1,
-        1,
-        source=source,
-        fill_color={"field": "scaled", "transform": mapper},
-        line_color=palette.BACKGROUND,
-        name="cells",
-    )
-    fig.text(
-        "x",
-        "y",
-        text="text",
-        source=source,
-        text_align="center",
-        text_baseline="middle",
-        text_color="text_colour",
-        text_font_size="11px",
-    )
+    _labelled_cells(fig, source, "scaled", mapper, "11px")
     fig.select_one(HoverTool).tooltips = [
         ("", "@y"),
         ("metric", "@x"),
@@ -713,3 +634,11 @@ def _as_float(value: Any) -> float:
 
 def _text(value: Any) -> str:
     return "" if value is None else str(value)
+
+
+def _labelled_cells(fig: Any, source: Any, field: str, mapper: Any, font_size: str) -> None:
+    """A matrix drawn as one coloured square per (x, y) cell of ``source``, its ``text`` centred in it."""
+    fig.rect("x", "y", 1, 1, source=source, fill_color={"field": field, "transform": mapper},
+             line_color=palette.BACKGROUND, name="cells")  # fmt: skip
+    fig.text("x", "y", text="text", source=source, text_align="center", text_baseline="middle",
+             text_color="text_colour", text_font_size=font_size)  # fmt: skip

@@ -38,7 +38,9 @@ def moving_average(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def ema(values: np.ndarray, weight: float) -> np.ndarray:
-    """Exponential moving average with the zero-start bias removed (TensorBoard's smoothing)."""
+    """Exponential moving average with the zero-start bias removed (TensorBoard's smoothing):
+    ``last = weight * last + (1 - weight) * x`` from 0, divided by ``1 - weight**n`` after the
+    n-th finite point. Non-finite points pass through and leave the average alone."""
     return Smoother(Smoothing("ema", weight=weight)).feed(values)
 
 
@@ -85,6 +87,8 @@ class Smoother:
             if value == value and abs(value) != float("inf"):  # finite: NaN and inf leave the state alone
                 last = weight * last + (1.0 - weight) * value
                 count += 1
-            out[i] = last / (1.0 - weight**count) if count else float("nan")
+                out[i] = last / (1.0 - weight**count)
+            else:
+                out[i] = value  # a gap in the raw curve is a gap in the smoothed one
         self._ema, self._count = last, count
         return out
