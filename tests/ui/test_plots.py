@@ -13,7 +13,7 @@ from bokeh.models import ColumnDataSource, GlyphRenderer, VArea
 from bokeh.resources import INLINE
 
 from aquarium.collector.store import Window
-from aquarium.ui import palette, plots
+from aquarium.ui import palette, param_plots, plots
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -179,25 +179,25 @@ def test_repeated_row_labels_stay_distinct_factors() -> None:
 
 # -- params vs a metric -----------------------------------------------------------------------------------
 def test_axis_positions_numbers_and_categories() -> None:
-    pos, ticks = plots.axis_positions([0.1, 0.3, 0.2])
+    pos, ticks = param_plots.axis_positions([0.1, 0.3, 0.2])
     assert pos.tolist() == pytest.approx([0.0, 1.0, 0.5]) and [t for _, t in ticks] == ["0.1", "0.3"]
-    pos, ticks = plots.axis_positions(["sgd", "adam", "sgd"])
+    pos, ticks = param_plots.axis_positions(["sgd", "adam", "sgd"])
     assert pos.tolist() == [1.0, 0.0, 1.0] and ticks == [(0.0, "adam"), (1.0, "sgd")]
-    pos, _ = plots.axis_positions([1e-3, 1e-2, 1e-1])  # decades apart: log-spaced
+    pos, _ = param_plots.axis_positions([1e-3, 1e-2, 1e-1])  # decades apart: log-spaced
     assert pos.tolist() == pytest.approx([0.0, 0.5, 1.0])
-    pos, _ = plots.axis_positions([7, 7])
+    pos, _ = param_plots.axis_positions([7, 7])
     assert pos.tolist() == [0.5, 0.5]
 
 
 def test_brushed_runs_are_inside_every_brushed_axis() -> None:
     # 3 runs x 2 axes: point = run * 2 + axis
-    assert plots.brushed_runs([0, 2, 4], 3, 2) == [0, 1, 2]  # axis 0 brushed around everyone
-    assert plots.brushed_runs([0, 2, 3], 3, 2) == [1]  # axis 0 holds runs 0, 1; axis 1 only run 1
-    assert plots.brushed_runs([], 3, 2) == []
+    assert param_plots.brushed_runs([0, 2, 4], 3, 2) == [0, 1, 2]  # axis 0 brushed around everyone
+    assert param_plots.brushed_runs([0, 2, 3], 3, 2) == [1]  # axis 0 holds runs 0, 1; axis 1 only run 1
+    assert param_plots.brushed_runs([], 3, 2) == []
 
 
 def test_parallel_coordinates_lines_run_through_normalised_axes() -> None:
-    fig, lines, marks = plots.parallel_coordinates(
+    fig, lines, marks = param_plots.parallel_coordinates(
         ["a", "b"], {"lr": [0.1, 0.3], "opt": ["sgd", "adam"], "acc": [0.5, 0.9]}, "acc"
     )
     assert lines.data["ys"] == [[0.0, 1.0, 0.0], [1.0, 0.0, 1.0]]
@@ -209,9 +209,9 @@ def test_parallel_coordinates_lines_run_through_normalised_axes() -> None:
 
 
 def test_param_scatter_numeric_and_categorical() -> None:
-    fig, source = plots.param_scatter(["a", "b"], [1e-4, 1e-1], [0.5, 0.7], "lr", "acc")
+    fig, source = param_plots.param_scatter(["a", "b"], [1e-4, 1e-1], [0.5, 0.7], "lr", "acc")
     assert source.data["x"] == [1e-4, 1e-1] and fig.x_scale.__class__.__name__ == "LogScale"
-    fig, source = plots.param_scatter(["a", "b"], ["sgd", "adam"], [0.5, 0.7], "opt", "acc")
+    fig, source = param_plots.param_scatter(["a", "b"], ["sgd", "adam"], [0.5, 0.7], "opt", "acc")
     assert fig.x_range.factors == ["adam", "sgd"]
 
 

@@ -39,7 +39,7 @@ from bokeh.resources import INLINE
 
 from aquarium.collector.client import Api
 
-from .. import palette, plots
+from .. import palette, param_plots, plots
 
 log = logging.getLogger("aquarium.ui.views.compare")
 
@@ -227,11 +227,11 @@ class Comparison:
         names = self.numeric_params()[:8]
         columns: dict[str, list[Any]] = {n: [r.params.get(n) for r in self.runs] for n in names}
         columns[metric] = self.final(metric)
-        return plots.parallel_coordinates([r.label for r in self.runs], columns, metric)
+        return param_plots.parallel_coordinates([r.label for r in self.runs], columns, metric)
 
     def scatter(self, param_name: str, metric: str) -> tuple[Any, Any]:
         x = [r.params.get(param_name) for r in self.runs]
-        return plots.param_scatter([r.label for r in self.runs], x, self.final(metric), param_name, metric)
+        return param_plots.param_scatter([r.label for r in self.runs], x, self.final(metric), param_name, metric)
 
     def document(
         self, metrics: list[str], maximised: set[str], target: str | None, differences_only: bool = False
@@ -496,7 +496,7 @@ class CompareView(pn.viewable.Viewer):
         return self.data.scatter(self.scatter_param, self.target)[0]
 
     def _brushed(self, indices: list[int], n_axes: int) -> None:
-        runs = plots.brushed_runs(indices, len(self.data.runs), n_axes)
+        runs = param_plots.brushed_runs(indices, len(self.data.runs), n_axes)
         self.selected = [self.data.runs[i].id for i in runs]
 
     # -- reactions ----------------------------------------------------------------------------------------
