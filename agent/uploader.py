@@ -166,9 +166,12 @@ def _hash(attempt: Attempt, progress: Progress | None = None) -> protocol.FileHa
     return hashed
 
 
+_jitter = random.Random()  # its own generator: the global one belongs to the program (and its seeds)
+
+
 def backoff(attempts: int, cap: float = BACKOFF_MAX) -> float:
     """Exponential backoff with full jitter: uniform in [0, min(cap, first * 2**attempts)]."""
-    return random.uniform(0.0, min(cap, BACKOFF_FIRST * 2 ** min(attempts, 30)))
+    return _jitter.uniform(0.0, min(cap, BACKOFF_FIRST * 2 ** min(attempts, 30)))
 
 
 @dataclass
