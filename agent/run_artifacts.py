@@ -1,16 +1,15 @@
 """A run's artifacts: checked at the call, recorded in the next batch, uploaded in the background.
 
 ``log_artifact`` / ``log_model`` / ``log_figure`` on a Run come here once the run is known to be
-open. Everything that can be wrong raises before anything is written (artifact_call); then the
-ArtifactRecord joins the run's events (it ships with the next batch, through the spool and the
-ledger like everything else) and the job goes to the process's uploader thread, which writes the
-pending-upload record to disk first and then uploads (in offline mode it only writes the record:
-`aquarium sync` uploads then). A figure is the exception: it is rendered at the call, since the
-object may change as soon as the call returns.
+open. Everything that can be wrong raises before anything is written (artifact_call); then, in
+this order, the pending-upload record goes to disk, the ArtifactRecord joins the run's events
+(it ships with the next batch, through the spool and the ledger like everything else) and the
+job goes to the process's uploader (not in offline mode: `aquarium sync` uploads then).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -23,6 +22,8 @@ from .settings import AgentSettings
 from .stats import ShipperStats
 from .values import coerce_step
 from .wire import ArtifactRecord
+
+logger = logging.getLogger("aquarium.agent.run")
 
 
 class RunArtifacts:
@@ -38,7 +39,7 @@ class RunArtifacts:
         self._stats = stats
         self._event = event
         self._lock = threading.Lock()  # log_artifact() from several threads; log() never takes it
-        self._uploader: uploader.Uploader | None = None  # the process's, taken by the first artifact
+        self._uploader: uploader.Uploader | None = None  # started by the first artifact of an online run
 
     @property
     def uploads_dir(self) -> Path:
@@ -83,12 +84,11 @@ class RunArtifacts:
         return work.wait(self._stats, timeout) if work is not None else self._stats.artifacts_pending == 0
 
     def _queue(self, record: ArtifactRecord, prepared: artifact_call.PreparedFile, owned_file: bool) -> None:
-        """Memory only, as every log_* call: the uploader thread writes the pending-upload record
-        (fsynced) before it hashes, and in offline mode only writes it, for `aquarium sync`."""
         settings, identity = self._settings, self._identity
         with self._lock:
-            if self._uploader is None:
+            if settings.mode == "online" and self._uploader is None:
                 self._uploader = uploader.shared()
+            work = self._uploader
             pending = pending_uploads.PendingUpload(
                 run=identity.run_id,
                 rank=identity.rank,
@@ -102,7 +102,20 @@ class RunArtifacts:
                 prefix=settings.prefix,
                 api_url=env.API_URL.get(),
                 owned_file=owned_file,
+                owner=work.owner_name(settings.spool_dir) if work is not None else "",
             )
+            try:
+                pending_uploads.write(settings.spool_dir, pending)
+            except OSError as e:
+                logger.warning(
+                    "run %s: artifact %r: could not save its upload record in %s (%s); it is uploaded "
+                    "from memory only, and lost if the process ends first",
+                    identity.run_id,
+                    record.name,
+                    self.uploads_dir,
+                    e,
+                )
             self._event(("artifacts", record))
             self._stats.artifacts_logged += 1
-            self._uploader.submit(pending, self._stats, settings.spool_dir, upload=settings.mode == "online")
+            if work is not None:
+                work.submit(pending, self._stats, settings.spool_dir)

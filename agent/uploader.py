@@ -179,8 +179,6 @@ class Job:
     attempt: Attempt
     stats: ShipperStats
     spool_dir: Path
-    upload: bool = True  # False offline: the record is only written, for `aquarium sync`
-    persisted: bool = False  # the pending-upload record is on disk
     due: float = 0.0
     tries: int = 0
     reasons: set[str] = field(default_factory=set)
@@ -211,8 +209,8 @@ class Uploader:
                     return ""
             return lock.name
 
-    def submit(self, record: PendingUpload, stats: ShipperStats, spool_dir: Path, upload: bool = True) -> None:
-        job = Job(Attempt(record, record.size, record.mtime_ns), stats, spool_dir, upload)
+    def submit(self, record: PendingUpload, stats: ShipperStats, spool_dir: Path) -> None:
+        job = Job(Attempt(record, record.size, record.mtime_ns), stats, spool_dir)
         with self._cond:
             self._jobs.append(job)
             self._cond.notify_all()
@@ -260,30 +258,7 @@ class Uploader:
                     self._active = None
                     self._cond.notify_all()
 
-    def _persist(self, job: Job) -> None:
-        """The pending-upload record, written once before the first attempt (owned by this
-        process while it uploads, so `aquarium sync` leaves it alone)."""
-        job.persisted = True
-        attempt = job.attempt
-        if job.upload:
-            attempt.record = replace(attempt.record, owner=self.owner_name(job.spool_dir))
-        try:
-            pending.write(job.spool_dir, attempt.record)
-        except OSError as e:
-            log.warning(
-                "run %s: artifact %r: could not save its upload record in %s (%s); it is uploaded "
-                "from memory only, and lost if the process ends first",
-                attempt.record.run,
-                attempt.record.name,
-                pending.uploads_dir(job.spool_dir),
-                e,
-            )
-
     def _run(self, job: Job) -> None:
-        if not job.persisted:
-            self._persist(job)
-        if not job.upload:
-            return
         record = job.attempt.record
         try:
             state = upload_once(job.attempt, self._locator)
