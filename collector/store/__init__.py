@@ -217,15 +217,16 @@ class Store:
         samples: int | None = None,
         start: int | None = None,
         end: int | None = None,
+        times: bool = True,
     ) -> Window:
         """Steps ``start``..``end`` (inclusive) of one rank's series (default rank 0) or of an
         aggregate across ranks (``agg``: mean, min, max, or all = mean with the min/max band),
-        downsampled to at most ``samples`` points; see ``window``.
+        downsampled to at most ``samples`` points; see ``window``. ``times=False``: no log times.
 
         Raises WindowError for bad arguments, RunNotFoundError, KeyNotFoundError.
         """
         return _window.read_window(
-            self._reader(), run_id, key, rank=rank, agg=agg, samples=samples, start=start, end=end
+            self._reader(), run_id, key, rank=rank, agg=agg, samples=samples, start=start, end=end, times=times
         )
 
     def artifacts(self, run_id: str) -> list[dict[str, Any]]:

@@ -144,8 +144,10 @@ def read_window(
     samples: int | None = None,
     start: int | None = None,
     end: int | None = None,
+    times: bool = True,
 ) -> Window:
-    """See the module docstring; raises WindowError, RunNotFoundError or KeyNotFoundError."""
+    """See the module docstring; raises WindowError, RunNotFoundError or KeyNotFoundError.
+    ``times=False`` leaves a rank window's log times out (``times`` None): a third less to read."""
     check_arguments(rank, agg, samples, start, end)
     with _snapshot(conn):
         rows = conn.execute(
@@ -156,7 +158,9 @@ def read_window(
                 raise RunNotFoundError(run_id)
             raise KeyNotFoundError(run_id, key)
         if agg is None:
-            return _rank_window(conn, run_id, key, rows, 0 if rank is None else int(rank), samples, start, end)
+            return _rank_window(
+                conn, run_id, key, rows, 0 if rank is None else int(rank), samples, start, end, times
+            )
         per_rank = [read_range(conn, sid, bool(ordered), start, end, with_times=False) for _, sid, ordered in rows]
     return _aggregate_window(run_id, key, agg, per_rank, samples)
 
@@ -170,17 +174,19 @@ def _rank_window(
     samples: int | None,
     start: int | None,
     end: int | None,
+    with_times: bool = True,
 ) -> Window:
     found = [(sid, ordered) for r, sid, ordered in rows if r == rank]
     if not found:
         raise KeyNotFoundError(run_id, key, rank)
     series_id, ordered = found[0]
-    s = read_range(conn, series_id, bool(ordered), start, end, with_times=True)
+    s = read_range(conn, series_id, bool(ordered), start, end, with_times=with_times)
     steps, values, times = s.steps, s.values, s.times
     keep = pick(steps, values, samples)
     if keep is not None:
-        steps, values, times = steps[keep], values[keep], times[keep]
-    return Window(run_id, key, rank, None, steps, values, times, None, None, len(s))
+        steps, values = steps[keep], values[keep]
+        times = times[keep] if with_times else times
+    return Window(run_id, key, rank, None, steps, values, times if with_times else None, None, None, len(s))
 
 
 def _aggregate_window(run_id: str, key: str, agg: str, per_rank: list[Series], samples: int | None) -> Window:

@@ -85,6 +85,14 @@ def test_series_keeps_nan_and_inf_exact(api: Api) -> None:
     assert list(api.series("a", "loss", start=10, end=12).values) == [10.0, 11.0, 12.0]
 
 
+def test_a_series_without_times_has_the_same_points(api: Api) -> None:
+    with_times = api.series("a", "loss", samples=300)
+    without = api.series("a", "loss", samples=300, times=False)
+    assert without.times is None and with_times.times is not None and len(with_times.times) == len(without.steps)
+    assert np.array_equal(with_times.steps, without.steps) and np.array_equal(with_times.values, without.values)
+    assert without.total == with_times.total == STEPS
+
+
 def test_unknown_runs_raise_the_same_error(api: Api) -> None:
     with pytest.raises(RunNotFoundError):
         api.run("nope")

@@ -95,8 +95,9 @@ def test_overlaid_curves_one_line_per_run(seeded: tuple[Api, list[str]]) -> None
     grid = view._curves.object
     figures = [child[0] for child in grid.children]
     assert [f.title.text for f in figures] == ["accuracy", "loss"]
-    labels = [r.data_source.data["label"][0] for r in figures[1].renderers]
-    assert labels == ["baseline", XSS, "wide"]
+    lines = figures[1].select_one({"name": "curves"}).data_source.data  # one MultiLine: a row per run
+    assert lines["label"] == ["baseline", XSS, "wide"] and len(lines["xs"]) == len(lines["ys"]) == 3
+    assert [item.label.value for item in figures[1].legend[0].items] == ["baseline", XSS, "wide"]
     view.metrics = ["loss"]
     assert [c[0].title.text for c in view._curves.object.children] == ["loss"]
 
@@ -131,8 +132,11 @@ PAGE_CSS = "body { background: #2b3e50; margin: 0; font-family: sans-serif; }"
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[[Callable[[], Any]], str]]:
-    """Serve a view factory on a free port (one session per page); yields the URL maker."""
+def serve(browser: Any) -> Iterator[Callable[[Callable[[], Any]], str]]:
+    """Serve a view factory on a free port (one session per page); yields the URL maker.
+
+    The browser's pages are closed before the servers stop, and the servers stop before the
+    browser goes: a session's websocket is never cut while the server still writes to it."""
     servers: list[Any] = []
 
     def start(factory: Callable[[], Any]) -> str:
@@ -153,6 +157,9 @@ def serve() -> Iterator[Callable[[Callable[[], Any]], str]]:
         return f"http://127.0.0.1:{port}/"
 
     yield start
+    for context in browser.contexts:
+        for page in context.pages:
+            page.close()
     for server in servers:
         server.stop()
 
@@ -216,6 +223,32 @@ def test_compare_page_in_chromium_saves_html_and_png(
     (SCREENSHOTS / "compare-saved.png").write_bytes(png)
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and pixel_spread(png) > 10  # drawn charts, not a blank page
     assert page.locator("img[src=x]").count() == 0
+    assert errors == []
+
+
+OVERLAY_ALPHA = """(title) => {
+  const fig = [...Bokeh.documents[0].all_models].find(m => m.type === 'Figure' && m.title && m.title.text === title);
+  const lines = fig.renderers.find(r => r.name === 'curves').data_source.data;
+  return lines.ys.every(y => y.length > 0) ? [...lines.alpha] : null;
+}"""
+
+
+def test_a_legend_click_fades_one_run_of_an_overlay(
+    seeded: tuple[Api, list[str]], serve: Callable[[Callable[[], Any]], str], browser: Any
+) -> None:
+    api, ids = seeded
+    page, errors = open_page(browser, serve(lambda: CompareView(api, ids)))
+    page.wait_for_function(f"() => ({OVERLAY_ALPHA})('loss') !== null", timeout=30000)  # the curves were read
+    assert page.evaluate(OVERLAY_ALPHA, "loss") == [1.0, 1.0, 1.0]
+    wide = page.locator(".bk-item", has_text="wide")  # the legend is DOM in Bokeh 3.9: an item per run
+    assert wide.count() == 2  # its entry in both overlays (accuracy, loss)
+    wide.last.click()
+    page.wait_for_function(f"() => ({OVERLAY_ALPHA})('loss')[2] < 0.5", timeout=10000)
+    assert page.evaluate(OVERLAY_ALPHA, "loss") == [1.0, 1.0, 0.1]  # only that run, only in that chart
+    assert page.evaluate(OVERLAY_ALPHA, "accuracy") == [1.0, 1.0, 1.0]
+    wide.last.click()
+    page.wait_for_function(f"() => ({OVERLAY_ALPHA})('loss')[2] > 0.5", timeout=10000)
+    page.get_by_text("Params vs final metric").wait_for()  # the deferred section came: the server is done sending
     assert errors == []
 
 
@@ -309,7 +342,7 @@ def test_runs_with_different_metrics_and_no_params(tmp_path: Path) -> None:
         perf = view._perf_table.value.set_index("metric")
         assert perf.loc["loss", "run1"] == "–" and perf.loc["accuracy", "run0"] == "–"
         loss = [c[0] for c in view._curves.object.children][1]
-        assert [r.data_source.data["label"][0] for r in loss.renderers] == ["a"]  # b never logged a loss
+        assert loss.select_one({"name": "curves"}).data_source.data["label"] == ["a"]  # b never logged a loss
         assert list(view._params_table.value["run1"]) == [""]  # b has no lr: an empty cell, and a difference
         assert view.comparison_html()
 

@@ -68,8 +68,8 @@ def test_compare_experiments_returns_the_plots(tmp_path: Path, experiment_ids: l
     assert set(plots) == {"comparison_accuracy", "comparison_loss", "hyperparameter_comparison"}
     loss = plots["comparison_loss"]
     assert isinstance(loss, ComparisonPlot) and isinstance(loss.model, Model)
-    lines = [r for r in loss.model.renderers]
-    assert len(lines) == 2 and lines[1].data_source.data["label"][0] == XSS
+    lines = loss.model.select_one({"name": "curves"}).data_source.data
+    assert len(lines["ys"]) == 2 and lines["label"][1] == XSS
     assert loss[experiment_ids[0]]["values"][0] == pytest.approx(1.1)  # the data stays readable by id
     table = plots["hyperparameter_comparison"].model
     escaped = "&lt;img src=x onerror=alert(1)&gt;"

@@ -33,7 +33,6 @@ import panel as pn
 import param
 from bokeh.embed import file_html
 from bokeh.layouts import column, row
-from bokeh.models.renderers import GlyphRenderer
 from bokeh.models.widgets.markups import Div
 from bokeh.resources import INLINE
 
@@ -200,7 +199,7 @@ class Comparison:
         def read(pair: tuple[str, RunSummary]) -> Any:
             key, run = pair
             if len(run.ranks) == 1:  # its one rank as it is: the same line, without aligning ranks (half the time)
-                return self.api.series(run.id, key, rank=run.ranks[0], samples=SAMPLES)
+                return self.api.series(run.id, key, rank=run.ranks[0], samples=SAMPLES, times=False)
             return self.api.series(run.id, key, agg="mean", samples=SAMPLES)
 
         remote = self.api.target.startswith(("http://", "https://"))
@@ -470,14 +469,8 @@ class CompareView(pn.viewable.Viewer):
         if drawing != self._drawing:  # the metrics changed meanwhile: those figures are gone
             return
         for key, fig in zip(keys, figures):
-            lines = [r for r in fig.renderers if isinstance(r, GlyphRenderer)]
-            for line, (label, steps, values) in zip(lines, curves[key]):
-                source: Any = line.data_source  # a ColumnDataSource (overlay_curves made it)
-                source.data = {
-                    "step": np.asarray(steps),
-                    "value": np.asarray(values, dtype=np.float64),
-                    "label": [label] * len(steps),
-                }
+            lines: Any = fig.select_one({"name": "curves"})  # the overlay's MultiLine renderer
+            lines.data_source.data = plots.curve_columns(curves[key])
 
     def _say(self, message: str) -> None:
         self.status.object = html.escape(message)
