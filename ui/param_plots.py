@@ -104,7 +104,6 @@ def parallel_coordinates(
         x_range=Range1d(start=-0.3, end=max(n_axes - 0.7, 0.7)),
         y_range=Range1d(start=-0.12, end=1.12),
         tools="reset,save",
-        output_backend="canvas",
     )
     fig.yaxis.visible = False
     fig.ygrid.grid_line_color = None

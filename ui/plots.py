@@ -4,8 +4,10 @@
 No I/O here: the views and the seed component read through ``Api`` (which downsamples on the
 server to about the plot's pixel width) and hand the arrays in; these functions only compute the
 few derived series a plot shows (smoothing, bands, correlations, per-column normalisation) and draw.
-Every figure is styled for the dark page (``palette``) and drawn with WebGL where lines and points
-are many. Names (runs, params, metrics) are data: Bokeh draws titles, axes, legends and tick labels
+Every figure is styled for the dark page (``palette``) and drawn on a canvas: each curve comes
+downsampled to about the plot's width, which a canvas draws at once, while copying a WebGL plot to
+the page took seconds for four plots in a browser without a GPU (Bokeh's blit_webgl, the page
+frozen meanwhile). The run view's live charts (``live_curves``) choose WebGL themselves. Names (runs, params, metrics) are data: Bokeh draws titles, axes, legends and tick labels
 on a canvas and renders tooltip fields and table cells as text, so none of them is ever parsed as HTML.
 """
 
@@ -52,8 +54,8 @@ WIDTH, HEIGHT = 520, 300
 
 # -- styling --------------------------------------------------------------------------------------------
 def new_figure(title: str = "", *, width: int = WIDTH, height: int = HEIGHT, **options: Any) -> Any:
-    """A figure styled for the dark page, WebGL output, responsive to its container's width."""
-    options.setdefault("output_backend", "webgl")
+    """A figure styled for the dark page, drawn on a canvas, responsive to its container's width."""
+    options.setdefault("output_backend", "canvas")
     options.setdefault("tools", "pan,wheel_zoom,box_zoom,reset,save")
     options.setdefault("sizing_mode", "stretch_width")
     fig = figure(title=title, width=width, height=height, **options)
@@ -238,10 +240,7 @@ def overlay_curves(metric: str, curves: Sequence[tuple[str, np.ndarray, np.ndarr
     drawn by one MultiLine glyph (one data source, ``curve_columns``) with a legend entry per run.
     One glyph instead of one per run: a tenth of the models to build, send and lay out when ten
     runs are compared, and the run's name is one value per line, not one per point."""
-    # Canvas, not WebGL: the curves are downsampled to about the plot's width, which a canvas
-    # draws at once, while copying each WebGL plot to its canvas took seconds for four plots
-    # without a GPU (Bokeh's blit_webgl, the page frozen meanwhile).
-    fig = new_figure(metric, height=height, x_axis_label="step", y_axis_label=metric, output_backend="canvas")
+    fig = new_figure(metric, height=height, x_axis_label="step", y_axis_label=metric)
     source = ColumnDataSource(curve_columns(curves))
     lines = fig.multi_line(
         "xs", "ys", source=source, line_color="colour", line_alpha="alpha", line_width=2, name="curves"
@@ -291,7 +290,7 @@ def distribution(values: np.ndarray, name: str, *, bins: int = 30, height: int =
     x = np.asarray(values, dtype=np.float64)
     x = x[np.isfinite(x)]
     fig = new_figure(
-        f"Distribution of {name}", height=height, x_axis_label=name, y_axis_label="count", output_backend="canvas"
+        f"Distribution of {name}", height=height, x_axis_label=name, y_axis_label="count"
     )
     if not len(x):
         return _empty(fig, "no finite values")
@@ -349,7 +348,6 @@ def _matrix_figure(title: str, rows: Sequence[str], columns: Sequence[str], heig
         x_range=FactorRange(factors=list(columns)),
         y_range=FactorRange(factors=list(reversed(rows))),
         tools="hover,save",
-        output_backend="canvas",
         x_axis_location="above",
     )
     fig.xaxis.major_label_orientation = 0.6 if max((len(c) for c in columns), default=0) > 8 else 0

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import codec
+from . import codec, preview
 
 PACK_AT_POINTS = 4096  # chunks this large are compressed when written; smaller ones wait for compaction
 
@@ -49,19 +49,28 @@ def insert_chunk(
     times: np.ndarray,
     pack: bool | None = None,
 ) -> bool:
-    """Write one chunk, packed if ``pack`` (default: if it is large); returns whether it was left raw."""
+    """Write one chunk, packed if ``pack`` (default: if it is large), with its preview if it is
+    large enough for one; returns whether it was left raw."""
     small = len(steps) < PACK_AT_POINTS if pack is None else not pack
     if small:
         encoding, blobs = codec.RAW, (steps.tobytes(), values.tobytes(), times.tobytes())
     else:
         enc = codec.encode(steps, values, times)
         encoding, blobs = enc.encoding, (enc.steps, enc.values, enc.times)
-    conn.execute(
+    cursor = conn.execute(
         """INSERT INTO chunks (series_id, incarnation_id, seq_first, seq_last, n, first_step, last_step,
                     encoding, steps, vals, times) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         (series_id, incarnation_id, seq_first, seq_last, len(steps), int(steps[0]), int(steps[-1]), encoding, *blobs),
     )
+    rows = preview.build(steps, values, times)
+    if rows is not None:
+        conn.execute("INSERT INTO chunk_previews (chunk_id, rows) VALUES (?, ?)", (cursor.lastrowid, rows))
     return small
+
+
+def chunk_range(series_id: int, start: int | None, end: int | None) -> tuple[str, list[int]]:
+    """The WHERE clause (on ``chunks c``) of a series' chunks overlapping ``start``..``end``."""
+    return _where(series_id, None, start, end)
 
 
 def _where(series_id: int, ids: list[int] | None, start: int | None, end: int | None) -> tuple[str, list[int]]:

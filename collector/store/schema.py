@@ -216,6 +216,19 @@ def m006_artifacts(db: sqlite_utils.Database) -> None:
     """)
 
 
+@migrations()
+def m007_chunk_previews(db: sqlite_utils.Database) -> None:
+    """Each large chunk's extremes (``preview``), so that long series are downsampled from a 32nd
+    of their points. A table of their own, not a column of ``chunks``: SQLite reaches a column
+    stored after a chunk's large blobs only by walking their overflow pages. Chunks written
+    before this version have none and are read raw, as are small ones."""
+    db.executescript("""
+    CREATE TABLE chunk_previews (chunk_id INTEGER PRIMARY KEY, rows BLOB NOT NULL);
+    CREATE TRIGGER chunk_previews_follow_chunks AFTER DELETE ON chunks
+    BEGIN DELETE FROM chunk_previews WHERE chunk_id = OLD.id; END;
+    """)
+
+
 class NotAStoreError(AquariumError):
     """Raised when the data dir's database file is not an SQLite database (another program's file,
     or one damaged beyond opening)."""

@@ -34,7 +34,9 @@ import numpy as np
 
 from aquarium.agent.errors import RunNotFoundError
 
-from .chunks import last_value_per_step, read_columns
+from . import preview
+from .chunks import PRECEDENCE, last_value_per_step, read_chunks, read_columns
+from .chunks import chunk_range as _chunk_range
 from .errors import KeyNotFoundError, WindowError
 from .reader import EMPTY, Series, aggregate, downsample
 
@@ -158,9 +160,7 @@ def read_window(
                 raise RunNotFoundError(run_id)
             raise KeyNotFoundError(run_id, key)
         if agg is None:
-            return _rank_window(
-                conn, run_id, key, rows, 0 if rank is None else int(rank), samples, start, end, times
-            )
+            return _rank_window(conn, run_id, key, rows, 0 if rank is None else int(rank), samples, start, end, times)
         per_rank = [read_range(conn, sid, bool(ordered), start, end, with_times=False) for _, sid, ordered in rows]
     return _aggregate_window(run_id, key, agg, per_rank, samples)
 
@@ -180,13 +180,66 @@ def _rank_window(
     if not found:
         raise KeyNotFoundError(run_id, key, rank)
     series_id, ordered = found[0]
-    s = read_range(conn, series_id, bool(ordered), start, end, with_times=with_times)
+    previewed = previewed_range(conn, series_id, samples, start, end) if samples is not None and ordered else None
+    s = previewed or read_range(conn, series_id, bool(ordered), start, end, with_times=with_times)
     steps, values, times = s.steps, s.values, s.times
     keep = pick(steps, values, samples)
     if keep is not None:
         steps, values = steps[keep], values[keep]
         times = times[keep] if with_times else times
-    return Window(run_id, key, rank, None, steps, values, times if with_times else None, None, None, len(s))
+    total = previewed.total if previewed is not None else len(s)
+    return Window(run_id, key, rank, None, steps, values, times if with_times else None, None, None, total)
+
+
+@dataclass(frozen=True, eq=False)
+class Previewed:
+    """A range as the previews of its inner chunks and the raw points of the rest (``preview``):
+    what MinMaxLTTB keeps of it is the same, ``total`` is how many raw points it holds."""
+
+    steps: np.ndarray
+    values: np.ndarray
+    times: np.ndarray
+    total: int
+
+
+def previewed_range(
+    conn: sqlite3.Connection, series_id: int, samples: int, start: int | None, end: int | None
+) -> Previewed | None:
+    """An ordered series' range from its chunk previews, or None where they would not help: the
+    range holds fewer than ``preview.USE_AT_RATIO * samples`` points (its chunks, counted whole)."""
+    where, args = _chunk_range(series_id, start, end)
+    chunks = conn.execute(
+        f"""SELECT c.id, c.n, c.first_step, c.last_step, p.chunk_id IS NOT NULL
+            FROM chunks c JOIN incarnations i ON i.id = c.incarnation_id
+            LEFT JOIN chunk_previews p ON p.chunk_id = c.id
+            WHERE {where} ORDER BY {PRECEDENCE}""",
+        args,
+    ).fetchall()
+    if sum(n for _, n, _, _, _ in chunks) < preview.USE_AT_RATIO * samples:
+        return None
+    inner = {
+        cid
+        for cid, _, first, last, has in chunks
+        if has and (start is None or first >= start) and (end is None or last <= end)
+    }
+    parts: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for cid, blob in conn.execute(
+        f"SELECT chunk_id, rows FROM chunk_previews WHERE chunk_id IN ({','.join('?' * len(inner))})", list(inner)
+    ):
+        rows = preview.read(blob)
+        parts[cid] = rows["step"], rows["value"], rows["time"]
+    total = sum(n for cid, n, _, _, _ in chunks if cid in inner)
+    raw = [cid for cid, *_ in chunks if cid not in inner]
+    for chunk in read_chunks(conn, series_id, ids=raw) if raw else ():
+        lo = 0 if start is None else int(np.searchsorted(chunk.steps, start, "left"))
+        hi = len(chunk.steps) if end is None else int(np.searchsorted(chunk.steps, end, "right"))
+        parts[chunk.id] = chunk.steps[lo:hi], chunk.values[lo:hi], chunk.times[lo:hi]
+        total += hi - lo
+    ordered = [parts[cid] for cid, *_ in chunks if cid in parts]
+    if not ordered:
+        return Previewed(EMPTY.steps, EMPTY.values, EMPTY.times, 0)
+    steps, values, times = (np.concatenate([p[i] for p in ordered]) for i in range(3))
+    return Previewed(steps.astype(np.int64, copy=False), values, times, total)
 
 
 def _aggregate_window(run_id: str, key: str, agg: str, per_rank: list[Series], samples: int | None) -> Window:
