@@ -7,7 +7,8 @@ few derived series a plot shows (smoothing, bands, correlations, per-column norm
 Every figure is styled for the dark page (``palette``) and drawn on a canvas: each curve comes
 downsampled to about the plot's width, which a canvas draws at once, while copying a WebGL plot to
 the page took seconds for four plots in a browser without a GPU (Bokeh's blit_webgl, the page
-frozen meanwhile). The run view's live charts (``live_curves``) choose WebGL themselves. Names (runs, params, metrics) are data: Bokeh draws titles, axes, legends and tick labels
+frozen meanwhile). The run view's live charts (``live_curves``) choose WebGL themselves.
+Names (runs, params, metrics) are data: Bokeh draws titles, axes, legends and tick labels
 on a canvas and renders tooltip fields and table cells as text, so none of them is ever parsed as HTML.
 """
 
@@ -289,9 +290,7 @@ def distribution(values: np.ndarray, name: str, *, bins: int = 30, height: int =
     ``create_distribution_plot``)."""
     x = np.asarray(values, dtype=np.float64)
     x = x[np.isfinite(x)]
-    fig = new_figure(
-        f"Distribution of {name}", height=height, x_axis_label=name, y_axis_label="count"
-    )
+    fig = new_figure(f"Distribution of {name}", height=height, x_axis_label=name, y_axis_label="count")
     if not len(x):
         return _empty(fig, "no finite values")
     counts, edges = np.histogram(x, bins=bins)
