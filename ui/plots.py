@@ -29,11 +29,9 @@ from bokeh.models import (
     FactorRange,
     GridPlot,
     HoverTool,
-    Legend,
-    LegendItem,
     LinearColorMapper,
 )
-from bokeh.models.annotations import ColorBar, Label, Span
+from bokeh.models.annotations import ColorBar, Label, Legend, LegendItem, Span
 from bokeh.plotting import figure
 
 from . import palette
@@ -273,7 +271,7 @@ source.change.emit();
 """A legend click on an overlay: that run's line fades out (its legend swatch with it), or back."""
 
 
-def curve_columns(curves: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> dict[str, list[Any]]:
+def curve_columns(curves: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> dict[str, Any]:
     """An overlay's MultiLine data: per run its steps (``xs``), values (``ys``), label and colour."""
     return {
         "xs": [np.asarray(steps) for _, steps, _ in curves],

@@ -187,7 +187,7 @@ def _rank_window(
     if keep is not None:
         steps, values = steps[keep], values[keep]
         times = times[keep] if with_times else times
-    total = previewed.total if previewed is not None else len(s)
+    total = previewed.total if previewed is not None else len(s.steps)
     return Window(run_id, key, rank, None, steps, values, times if with_times else None, None, None, total)
 
 
