@@ -4,7 +4,9 @@ The queue is four flat `array`s (steps, wall times, key-set ids, values) plus th
 sets: a ``log`` call allocates no Python objects the cyclic GC must track, costs ~56 bytes a
 step, and needs no lock. The training thread appends values first and the key-set id last,
 so an entry is complete once its id is visible; the shipper takes only complete prefixes
-(every array operation is atomic under the GIL). Cutting is columnar at C speed (slices and
+(every array operation is atomic under the GIL). An entry whose appends were interrupted (a
+KeyboardInterrupt lands between two of them) is taken back with ``drop_partial``, so the
+columns never shift against each other. Cutting is columnar at C speed (slices and
 strided slices of arrays), never a Python loop per point.
 """
 
@@ -39,6 +41,7 @@ class PointQueue:
         self.key_sets: list[tuple[str, ...]] = []
         self.ids_by_keys: dict[tuple[str, ...], int] = {}
         self._register_lock = threading.Lock()
+        self._take_lock = threading.Lock()  # take() against drop_partial(): both read the four lengths
 
     def __len__(self) -> int:
         return len(self.key_set_ids)
@@ -65,8 +68,26 @@ class PointQueue:
             self.times.append(at)
             self.key_set_ids.append(key_set)
 
+    def drop_partial(self) -> bool:
+        """Take back what an interrupted append left after the last complete entry (its values,
+        step or time without its key-set id); whether there was any. Called by the appending
+        thread, rarely: the sum over the queued ids is affordable there."""
+        with self._take_lock:
+            n = len(self.key_set_ids)
+            widths = [len(keys) for keys in self.key_sets]
+            complete_values = sum(map(widths.__getitem__, self.key_set_ids))
+            partial = len(self.steps) > n or len(self.times) > n or len(self.values) > complete_values
+            del self.steps[n:]
+            del self.times[n:]
+            del self.values[complete_values:]
+            return partial
+
     def take(self, limit: int) -> Columns:
         """Remove up to ``limit`` complete entries and return them as columns per key."""
+        with self._take_lock:
+            return self._take(limit)
+
+    def _take(self, limit: int) -> Columns:
         n = min(len(self.key_set_ids), limit)
         if n == 0:
             return {}

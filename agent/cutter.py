@@ -67,6 +67,9 @@ class Cutter:
             batches = batcher.cut(columns, events, ident.run_id, ident.rank, ident.incarnation, self.next_seq)
         except Exception as e:
             self._drop(taken, "cut", e)
+            if events:  # taken from the deque: said and counted here, or lost without a word
+                self._stats.artifacts_dropped += len(events.get("artifacts", ()))
+                log.error("run %s: %s not cut (%s); dropped", ident.run_id, "/".join(sorted(events)), e)
             return []
         packed = [self._pack(batch) for batch in batches]
         self.next_seq += len(packed)

@@ -155,10 +155,15 @@ class Run:
                 (step, _now(), self._shipper.points.key_sets[key_set], tuple(metrics.values()))
             )
             return
-        self._push_values(metrics.values())  # values first, key-set id last: see PointQueue
-        self._push_step(step)
-        self._push_time(_now())
-        self._push_key_set(key_set)
+        try:
+            self._push_values(metrics.values())  # values first, key-set id last: see PointQueue
+            self._push_step(step)
+            self._push_time(_now())
+            self._push_key_set(key_set)
+        except BaseException:  # a KeyboardInterrupt between two appends: the point is not logged
+            if self._shipper.points.drop_partial():
+                self._next_step = step
+            raise
 
     log_metrics = log
 

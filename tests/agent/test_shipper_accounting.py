@@ -260,3 +260,30 @@ def test_batches_cut_before_a_failure_in_the_cycle_are_shipped_later_not_lost(
         assert report.dropped_points == 0 and report.committed_seq == report.last_seq, report
         wait_until(lambda: stored_points(running.collector.store, "cut-then-fail") == 300, "all 300 points stored")
         ledger.check(running.collector.store)
+
+
+def test_a_failed_cut_counts_the_points_and_artifact_records_it_took(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from collections import deque
+
+    from aquarium.agent.batcher import PointQueue
+    from aquarium.agent.identity import Identity
+    from aquarium.agent.stats import ShipperStats
+
+    points, events, stats = PointQueue(), deque(), ShipperStats()
+    drops: list[tuple[int, str]] = []
+    points.append_entries([(s, 1.7e9, ("x",), (float(s),)) for s in range(5)])
+    events.extend([("status", ("running", 1.7e9)), ("artifacts", object()), ("params", {"lr": 0.1})])
+    cut = cutter.Cutter(
+        points, deque(), events, Identity("r", 0, 1, "inc", "h", 1), {}, stats, lambda n, why, e: drops.append((n, why))
+    )
+
+    def broken(*args: Any) -> list[Batch]:
+        raise OverflowError("boom")
+
+    monkeypatch.setattr(cutter.batcher, "cut", broken)
+    assert cut.cut() == []
+    assert drops == [(5, "cut")] and stats.points == 5  # taken and counted as dropped
+    assert stats.artifacts_dropped == 1 and not events  # the record left the deque: it is counted
+    assert "artifacts/meta/params/status not cut (boom); dropped" in caplog.text

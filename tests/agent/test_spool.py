@@ -171,3 +171,36 @@ def test_a_full_disk_drops_points_counted_and_reported(data_dir: Path, monkeypat
     report = run.finish()
     assert report.points == 1000 and report.dropped_points == 1000
     assert run.stats.dropped_points == 1000
+
+
+@pytest.mark.parametrize("interrupted", ["_push_values", "_push_step", "_push_time", "_push_key_set"])
+def test_a_log_interrupted_between_its_appends_leaves_the_other_points_aligned(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, interrupted: str
+) -> None:
+    """Ctrl-C in a notebook lands between two of log()'s appends; the program goes on logging."""
+    run = aq.init(experiment="offline", run_id="ctrl-c", mode="offline", data_dir=data_dir)
+    run.log({"a": 1.0, "b": -1.0}, step=0)
+    real = getattr(run, interrupted)
+
+    def append_then_interrupt(item: object) -> None:
+        real(item)  # the append happens, then the signal's exception is raised
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, interrupted, append_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        run.log({"a": 2.0, "b": -2.0})
+    monkeypatch.setattr(run, interrupted, real)
+    for step in range(2, 2000):
+        run.log({"a": float(step), "b": float(-step)}, step=step)
+    run.log({"a": 5000.0, "b": -5000.0})  # the default step: after the last one logged
+    run.finish(timeout=30.0)
+    with Store(data_dir) as store:
+        store.ingest_spool()
+        a, b = store.read_series("ctrl-c", "a"), store.read_series("ctrl-c", "b")
+    complete = interrupted == "_push_key_set"  # its last append done: the point was logged
+    expected = [0, *([1] if complete else []), *range(2, 2001)]
+    assert a.steps.tolist() == b.steps.tolist() == expected
+    logged = {0: 1.0, 1: 2.0, 2000: 5000.0}
+    assert a.values.tolist() == [logged.get(s, float(s)) for s in expected]
+    assert b.values.tolist() == [-v for v in a.values.tolist()]
+    assert run.stats.dropped_points == 0
