@@ -1,10 +1,17 @@
-"""Durable renames: a file renamed into a directory survives a crash only once the directory's
-own entry is flushed too."""
+"""Durable files and renames: a file's bytes survive a crash once fsynced, and a file renamed
+into a directory only once the directory's own entry is flushed too."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import BinaryIO
+
+
+def fsync_file(f: BinaryIO) -> None:
+    """Flush ``f``'s buffer and fsync it (one place, so a test can see which thread does it)."""
+    f.flush()
+    os.fsync(f.fileno())
 
 
 def sync_dir(folder: Path) -> None:

@@ -1,8 +1,9 @@
 """Pending-upload records: one small JSON file per artifact whose bytes the collector lacks.
 
-Written (and fsynced) at the call, removed when the upload completes, so an upload survives the
-process: `aquarium sync` finds what is left in ``<spool dir>/uploads/`` and completes it with the
-same protocol. A record a live process still owns is marked by that process's lock file (an
+Written (and fsynced) by the record writer thread soon after the call (record_writer; never on
+the caller's thread), removed when the upload completes, so an upload survives the process:
+`aquarium sync` finds what is left in ``<spool dir>/uploads/`` and completes it with the same
+protocol. A record a live process still owns is marked by that process's lock file (an
 ``flock`` held for the life of the uploader), so sync leaves it to its owner.
 """
 
@@ -16,7 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .fsync import sync_dir
+from .fsync import fsync_file, sync_dir
 from .wire import UPLOAD_ID_PATTERN
 
 UPLOADS = "uploads"
@@ -63,8 +64,10 @@ def record_path(spool_dir: Path, upload: str) -> Path:
     return uploads_dir(spool_dir) / f"{upload}{SUFFIX}"
 
 
-def write(spool_dir: Path, record: PendingUpload) -> Path:
-    """Write ``record`` atomically and durably (temp file, fsync, rename, fsync the dir)."""
+def write(spool_dir: Path, record: PendingUpload, sync_folder: bool = True) -> Path:
+    """Write ``record`` atomically and durably (temp file, fsync, rename, fsync the dir).
+
+    ``sync_folder=False`` leaves the directory's fsync to the caller (one for many records)."""
     folder = uploads_dir(spool_dir)
     folder.mkdir(parents=True, exist_ok=True)
     path = record_path(spool_dir, record.upload)
@@ -72,10 +75,10 @@ def write(spool_dir: Path, record: PendingUpload) -> Path:
     data = json.dumps(asdict(record), separators=(",", ":")).encode()
     with open(temp, "wb") as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+        fsync_file(f)
     os.replace(temp, path)
-    sync_dir(folder)
+    if sync_folder:
+        sync_dir(folder)
     return path
 
 
@@ -131,10 +134,12 @@ class OwnerLock:
         self._file: BinaryIO = open(self.path, "ab")
         fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
 
-    def close(self) -> None:
+    def close(self, remove: bool = True) -> None:
+        """Release the lock; ``remove=False`` (a forked child's copy) leaves the file to its owner."""
         if not self._file.closed:
             self._file.close()
-        self.path.unlink(missing_ok=True)
+        if remove:
+            self.path.unlink(missing_ok=True)
 
 
 def remove_stale_locks(spool_dir: Path) -> None:

@@ -245,14 +245,18 @@ class Run:
 
     # -- ending --------------------------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> bool:
-        """Hand everything logged so far to Redis or the spool; False if that took too long."""
-        return self._shipper.flush(self.settings.finish_timeout if timeout is None else timeout)
+        """Hand everything logged so far to Redis or the spool, and every pending-upload record to
+        disk; False if that took too long."""
+        timeout = self.settings.finish_timeout if timeout is None else timeout
+        records = self._artifacts.flush(timeout)
+        return self._shipper.flush(timeout) and records
 
     def finish(self, status: str | None = None, timeout: float | None = None) -> FinishReport:
         """Ship what is left, wait a bounded time, and report where everything is.
 
         Points the collector has not committed when this returns are kept in a spool file that
-        `aquarium up`, the store or `aquarium sync` picks up.
+        `aquarium up`, the store or `aquarium sync` picks up; so are the pending-upload records
+        of artifacts not uploaded yet (written before this returns, whatever the timeout).
         """
         timeout = self.settings.finish_timeout if timeout is None else timeout
         if self._finished:
@@ -265,7 +269,8 @@ class Run:
             self.set_status(COMPLETED)
         self._finished = True
         deadline = time.monotonic() + timeout
-        report = self._shipper.close(timeout, self.settings.commit_wait)
+        self._artifacts.flush(timeout)  # first: the records are local writes, the shipper may wait on Redis
+        report = self._shipper.close(max(0.0, deadline - time.monotonic()), self.settings.commit_wait)
         self._artifacts.wait(max(0.0, deadline - time.monotonic()))
         stats = self.stats
         report = self._report = replace(

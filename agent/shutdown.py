@@ -1,7 +1,8 @@
 """Finishing open runs when the process ends: at exit, after an uncaught exception, on SIGTERM.
 
-Nothing is installed at import. The first run started installs an atexit hook and an excepthook
-(an uncaught KeyboardInterrupt ends runs as ``interrupted``, any other exception as ``failed``).
+Nothing is installed at import. The first run started installs an atexit hook (it finishes the
+open runs, then closes the artifact uploader) and an excepthook (an uncaught KeyboardInterrupt
+ends runs as ``interrupted``, any other exception as ``failed``).
 The first run started in the main thread also looks at SIGTERM: if its handler is the default,
 ours finishes the open runs as ``terminated`` within their finish timeout, restores the default
 and raises the signal again, so the process still dies by SIGTERM. If someone else installed a
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
+from . import uploader
 from .statuses import FAILED, INTERRUPTED, TERMINATED
 
 if TYPE_CHECKING:
@@ -81,6 +83,10 @@ class ProcessEnd:
                 run.finish(status)
             except Exception:  # never turn exit into a traceback
                 logger.exception("run %s: finishing at exit failed", run.id)
+        # Then the uploader: every record written, its threads stopped, its lock files gone (what
+        # is not uploaded is `aquarium sync`'s now).
+        if not uploader.close_shared():
+            logger.warning("the artifact uploader did not stop at exit; its records are kept for `aquarium sync`")
 
     def on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         self.sigterm_received = True

@@ -1,12 +1,19 @@
-"""The uploader thread: one per process, moving every run's artifacts to the collector.
+"""The uploader: one per process, moving every run's artifacts to the collector.
 
-``log_artifact`` hands it a job and returns; the thread hashes the file, asks the collector
-whether it already holds those bytes (link), and PUTs them if not. It never holds a lock that
-``log()`` needs (``log()`` takes none), and the heavy work (file reads, sha256, socket writes in
-1 MiB pieces) runs with the GIL released. What cannot be done now is retried with exponential
-backoff and full jitter; what the collector refuses is counted failed and logged with the
-reason. Each job's pending-upload record stays on disk until the upload completes, so what is
-left at exit is completed by `aquarium sync`.
+``log_artifact`` hands it a job (memory only) and returns. Its record writer thread
+(record_writer) makes the job's pending-upload record durable, then, for an online run, its
+upload thread hashes the file, asks the collector whether it already holds those bytes (link),
+and PUTs them if not. Neither holds a lock that ``log()`` needs (``log()`` takes none), and the
+heavy work (file reads, sha256, socket writes in 1 MiB pieces) runs with the GIL released. What
+cannot be done now is retried with exponential backoff and full jitter; what the collector
+refuses is counted failed and logged with the reason. Each job's record stays on disk until the
+upload completes, so what is left at exit is completed by `aquarium sync`.
+
+Its lifetime is explicit: ``shared()`` starts it on first use; ``close_shared()`` (the exit path,
+after the open runs are finished; a test's teardown) writes every queued record, stops both
+threads (an upload in flight stops at its next 1 MiB piece) and releases the lock files, so the
+uploads left are `aquarium sync`'s. The next ``shared()`` starts a new one, with no state from
+the last.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from . import env
 from . import pending_uploads as pending
 from .artifact_http import ContentChanged, Endpoint, Refused, RetryLater
 from .pending_uploads import PendingUpload
+from .record_writer import Queued, RecordWriter
 from .redis_keys import RedisKeys
 from .stats import ShipperStats
 
@@ -184,18 +192,23 @@ class Job:
     reasons: set[str] = field(default_factory=set)
 
 
+class Stopped(Exception):
+    """The uploader is closing: the attempt in flight stops (its record stays for sync)."""
+
+
 class Uploader:
-    """The process's upload thread and its queue of jobs (every run's)."""
+    """The process's record writer and upload threads and their queues (every run's)."""
 
     def __init__(self) -> None:
         self._jobs: list[Job] = []
         self._active: Job | None = None
         self._cond = threading.Condition()
         self._waiters = 0
+        self._closing = False
         self._locator = ApiLocator()
         self._locks: dict[Path, pending.OwnerLock] = {}
-        self._thread = threading.Thread(target=self._loop, name="aquarium-uploader", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None  # started by the first online job
+        self._records = RecordWriter(self._written, self.owner_name)
 
     def owner_name(self, spool_dir: Path) -> str:
         """The lock file marking this process's records in ``spool_dir`` as live."""
@@ -209,15 +222,20 @@ class Uploader:
                     return ""
             return lock.name
 
-    def submit(self, record: PendingUpload, stats: ShipperStats, spool_dir: Path) -> None:
-        job = Job(Attempt(record, record.size, record.mtime_ns), stats, spool_dir)
-        with self._cond:
-            self._jobs.append(job)
-            self._cond.notify_all()
+    def submit(self, record: PendingUpload, stats: ShipperStats, spool_dir: Path, upload: bool) -> bool:
+        """Queue ``record`` to be written, then (``upload``) uploaded. Memory only; False once closed."""
+        return self._records.submit(Queued(record, stats, spool_dir, upload))
+
+    def flush(self, stats: ShipperStats, timeout: float) -> bool:
+        """Wait until every pending-upload record of the run with ``stats`` is on disk."""
+        return self._records.drain(stats, timeout)
 
     def wait(self, stats: ShipperStats, timeout: float) -> bool:
-        """Wait until no job of the run with ``stats`` is left; False if some still are."""
+        """Wait until the run with ``stats`` has no record left to write and no job left; False
+        if some still are."""
         deadline = time.monotonic() + timeout
+        if not self._records.drain(stats, timeout):
+            return False
         with self._cond:
             self._waiters += 1
             try:
@@ -227,29 +245,67 @@ class Uploader:
                 self._cond.notify_all()
                 while self._has_jobs(stats):
                     left = deadline - time.monotonic()
-                    if left <= 0 or not self._thread.is_alive():
+                    if left <= 0 or self._thread is None or not self._thread.is_alive():
                         return False
                     self._cond.wait(min(left, 0.5))
                 return True
             finally:
                 self._waiters -= 1
 
+    def close(self, timeout: float) -> bool:
+        """Write every queued record, stop both threads, release the lock files. False if a thread
+        did not stop within ``timeout`` (it is a daemon: it dies with the process)."""
+        deadline = time.monotonic() + timeout
+        written = self._records.close(timeout)
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        stopped = written and (thread is None or not thread.is_alive())
+        with self._cond:
+            locks, self._locks = list(self._locks.values()), {}
+        for lock in locks:
+            lock.close()
+        return stopped
+
+    def _written(self, queued: Queued) -> None:
+        """On the record writer's thread, once the record is durable: an online run's job is
+        uploaded now (also after close started: it stays queued then, the record is sync's)."""
+        if not queued.upload:
+            return
+        record = queued.record
+        job = Job(Attempt(record, record.size, record.mtime_ns), queued.stats, queued.spool_dir)
+        with self._cond:
+            self._jobs.append(job)
+            if self._thread is None and not self._closing:
+                self._thread = threading.Thread(target=self._loop, name="aquarium-uploader", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
     def _has_jobs(self, stats: ShipperStats) -> bool:
         return (self._active is not None and self._active.stats is stats) or any(j.stats is stats for j in self._jobs)
 
+    def _next_job(self) -> Job | None:
+        """The job due first, once it is due; None when closing."""
+        with self._cond:
+            while not self._closing:
+                now = time.monotonic()
+                job = min(self._jobs, key=lambda j: j.due, default=None)
+                if job is not None and job.due <= now:
+                    self._jobs.remove(job)
+                    self._active = job
+                    return job
+                self._cond.wait(None if job is None else job.due - now)
+            return None
+
     def _loop(self) -> None:
-        while True:
-            with self._cond:
-                while True:
-                    now = time.monotonic()
-                    job = min(self._jobs, key=lambda j: j.due, default=None)
-                    if job is not None and job.due <= now:
-                        self._jobs.remove(job)
-                        self._active = job
-                        break
-                    self._cond.wait(None if job is None else job.due - now)
+        while (job := self._next_job()) is not None:
             try:
                 self._run(job)
+            except Stopped:
+                pass  # closing: the record stays on disk for `aquarium sync`
             except Exception as e:  # a bug must not end uploading silently
                 log.exception("run %s: artifact upload failed unexpectedly", job.attempt.record.run)
                 self._retry(job, f"bug: {type(e).__name__}: {e}")
@@ -258,10 +314,15 @@ class Uploader:
                     self._active = None
                     self._cond.notify_all()
 
+    def _check_stop(self, _: int) -> None:
+        """Called for every 1 MiB hashed or sent: a close stops the attempt there."""
+        if self._closing:
+            raise Stopped()
+
     def _run(self, job: Job) -> None:
         record = job.attempt.record
         try:
-            state = upload_once(job.attempt, self._locator)
+            state = upload_once(job.attempt, self._locator, self._check_stop)
         except (RetryLater, ContentChanged) as e:
             self._retry(job, str(e))
             return
@@ -317,10 +378,11 @@ def _write_quietly(spool_dir: Path, record: PendingUpload) -> None:
 
 _shared: Uploader | None = None
 _shared_lock = threading.Lock()
+CLOSE_TIMEOUT = 10.0
 
 
 def shared() -> Uploader:
-    """The process's uploader, started on first use."""
+    """The process's uploader, started on first use (again after ``close_shared()``)."""
     global _shared
     with _shared_lock:
         if _shared is None:
@@ -328,10 +390,23 @@ def shared() -> Uploader:
         return _shared
 
 
+def close_shared(timeout: float = CLOSE_TIMEOUT) -> bool:
+    """Close the process's uploader, if one started (see the module docstring). False if its
+    threads did not stop within ``timeout``."""
+    global _shared
+    with _shared_lock:
+        work, _shared = _shared, None
+    return work.close(timeout) if work is not None else True
+
+
 def _forget_after_fork() -> None:
-    """A forked child has no uploader thread: it starts its own if it logs artifacts."""
+    """A forked child has no uploader threads: it starts its own if it logs artifacts. Its copies
+    of the parent's lock files are closed (the parent's locks stay held, and stay on disk)."""
     global _shared, _shared_lock
-    _shared, _shared_lock = None, threading.Lock()
+    inherited, _shared, _shared_lock = _shared, None, threading.Lock()
+    if inherited is not None:
+        for lock in list(inherited._locks.values()):
+            lock.close(remove=False)
 
 
 if hasattr(os, "register_at_fork"):

@@ -10,7 +10,7 @@ import pytest
 import redis
 from servers import FaultyRedis, redis_binary
 
-from aquarium.agent import env
+from aquarium.agent import env, uploader
 from aquarium.cli.redis_server import RedisServer
 
 # Bare imports of the repository folders must fail: code imports them as aquarium.*.
@@ -75,8 +75,11 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture(autouse=True)
 def _no_run_outlives_its_test() -> Iterator[None]:
-    """Finish runs a failed test left open, so no shipper thread outlives its test."""
+    """Finish runs a failed test left open, so no shipper thread outlives its test; then close
+    the process's artifact uploader, so no upload (nor its retries, nor its lock file) reaches
+    the next test."""
     yield
     from ledger import finish_started_runs
 
     finish_started_runs()
+    assert uploader.close_shared(), "the artifact uploader's threads did not stop"

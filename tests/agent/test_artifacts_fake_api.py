@@ -64,8 +64,9 @@ class FakeArtifactApi:
         self._server.shutdown()
         self._server.server_close()
 
-    def requests(self, route: str) -> list[Seen]:
-        return [s for s in self.seen if s.route == route]
+    def requests(self, route: str, upload: str | None = None) -> list[Seen]:
+        """The requests seen on ``route`` (for one ``upload`` id if given)."""
+        return [s for s in self.seen if s.route == route and upload in (None, s.upload)]
 
     def _note(self, seen: Seen) -> None:
         with self.changed:

@@ -67,11 +67,12 @@ def test_retries_through_5xx_and_an_unknown_run_then_succeeds(
     api.faults["content"].extend([(502, "gateway")])
     path = _file(tmp_path, size=1000)
     run = _run(tmp_path, redis_url)
-    run.log_artifact(path)
+    upload = run.log_artifact(path).upload
     report = run.finish(timeout=30)
     assert report.artifacts_uploaded == 1 and report.artifacts_failed == 0
-    assert len(api.requests("link")) == 5  # 3 failures, the blob_missing answer, the link after the 502
-    assert len(api.requests("content")) == 2
+    assert {s.upload for s in api.seen} == {upload}  # the faults above were all answered to this upload
+    assert len(api.requests("link", upload)) == 5  # 3 failures, the blob_missing answer, the link after the 502
+    assert len(api.requests("content", upload)) == 2
     assert api.blobs[hashlib.sha256(path.read_bytes()).hexdigest()] == path.read_bytes()
 
 
@@ -110,7 +111,7 @@ def test_too_large_is_failed_for_good_and_not_retried(
         record = run.log_artifact(path)
         report = run.finish(timeout=30)
     assert (report.artifacts_failed, report.artifacts_uploaded, report.artifacts_pending) == (1, 0, 0)
-    assert len(api.requests("content")) == 1  # never retried
+    assert len(api.requests("content", record.upload)) == 1  # never retried
     assert "too_large" in caplog.text and "model.bin" in caplog.text
     (kept,) = _records(run)  # kept, with the reason, for a later `aquarium sync`
     assert kept.upload == record.upload and kept.failed is not None and "too_large" in kept.failed
@@ -120,10 +121,10 @@ def test_too_large_is_failed_for_good_and_not_retried(
 def test_a_bad_request_is_failed_for_good(tmp_path: Path, redis_url: str, api: FakeArtifactApi) -> None:
     api.faults["link"].append((400, "bad_request"))
     run = _run(tmp_path, redis_url)
-    run.log_artifact(_file(tmp_path, size=10))
+    upload = run.log_artifact(_file(tmp_path, size=10)).upload
     report = run.finish(timeout=30)
     assert report.artifacts_failed == 1 and report.artifacts_uploaded == 0
-    assert len(api.requests("link")) == 1 and not api.requests("content")
+    assert len(api.requests("link", upload)) == 1 and not api.requests("content", upload)
 
 
 def test_the_token_is_sent_and_a_wrong_one_fails(

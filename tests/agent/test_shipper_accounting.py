@@ -18,13 +18,18 @@ from ledger import WAIT, CollectorThread, Ledger, make_batch, start_run, value_o
 from servers import FaultyRedis, redis_binary
 
 from aquarium.agent import cutter
+from aquarium.agent.errors import RunNotFoundError
 from aquarium.agent.spool import SpoolHeader, SpoolWriter, segment_path
 from aquarium.agent.wire import Batch, pack_batch
 from aquarium.collector import Store
 
 
 def stored_points(store: Store, run_id: str, key: str = "x") -> int:
-    return int(store.get_run(run_id)["metrics"].get(key, {}).get("count", 0))
+    """0 for a run the collector has not stored yet (a wait_until on it keeps polling)."""
+    try:
+        return int(store.get_run(run_id)["metrics"].get(key, {}).get("count", 0))
+    except RunNotFoundError:
+        return 0
 
 
 def disk_full(*args: Any) -> None:
