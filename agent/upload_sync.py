@@ -12,9 +12,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import pending_uploads as pending
+from .api_locator import ApiLocator
 from .artifact_http import ContentChanged, Refused, RetryLater
 from .pending_uploads import PendingUpload
-from .uploader import ApiLocator, Attempt, backoff, finish_record, upload_once
+from .uploader import Attempt, backoff, finish_record, upload_once
 
 RETRY_CAP = 1.0
 

@@ -27,15 +27,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import redis
-
 from . import artifact_http as protocol
-from . import env
 from . import pending_uploads as pending
-from .artifact_http import ContentChanged, Endpoint, Refused, RetryLater
+from .api_locator import ApiLocator
+from .artifact_http import ContentChanged, Refused, RetryLater
 from .pending_uploads import PendingUpload
 from .record_writer import Queued, RecordWriter
-from .redis_keys import RedisKeys
 from .stats import ShipperStats
 
 log = logging.getLogger("aquarium.agent.uploader")
@@ -44,61 +41,7 @@ BACKOFF_FIRST = 0.25
 BACKOFF_MAX = 30.0
 BACKOFF_WHILE_WAITED_FOR = 0.5  # finish() or sync waits: retry at least this often
 REHASH_LIMIT = 3  # a file still changing after this many passes is refused
-API_KEY_FIELD = "url"
 Progress = Callable[[int], None]
-
-
-def api_key(prefix: str) -> str:
-    """Redis hash a collector serving the HTTP API writes: field ``url``."""
-    return RedisKeys(prefix).api
-
-
-class ApiLocator:
-    """Where the API is: AQUARIUM_API_URL, the record's own, else what the collector published."""
-
-    def __init__(self, socket_timeout: float = 2.0, url: str = "", redis_url: str = "") -> None:
-        self._found: dict[tuple[str, str], str] = {}
-        self._socket_timeout = socket_timeout
-        self._url = url  # given explicitly (`aquarium sync --api-url`): wins over everything
-        self._redis_url = redis_url  # where to look it up instead of the record's own Redis
-
-    def endpoint(self, record: PendingUpload) -> Endpoint:
-        token = env.API_TOKEN.get()
-        url = self._url or env.API_URL.get() or record.api_url
-        return Endpoint(url or self._published(self._redis_url or record.redis_url, record.prefix), token)
-
-    @property
-    def fixed(self) -> bool:
-        return bool(self._url or env.API_URL.get())
-
-    def forget(self, record: PendingUpload) -> None:
-        """The URL did not answer: look it up again next time (the collector may have moved)."""
-        self._found.pop((record.redis_url, record.prefix), None)
-
-    def _published(self, redis_url: str, prefix: str) -> str:
-        key = (redis_url, prefix)
-        if key in self._found:
-            return self._found[key]
-        if not redis_url:
-            raise RetryLater("no API URL: set AQUARIUM_API_URL (no Redis to look it up in)")
-        try:
-            client = redis.Redis.from_url(
-                redis_url, socket_timeout=self._socket_timeout, socket_connect_timeout=self._socket_timeout
-            )
-            try:
-                raw = client.hget(api_key(prefix), API_KEY_FIELD)
-            finally:
-                client.close()
-        except redis.RedisError as e:
-            raise RetryLater(f"looking up the API URL in Redis failed ({type(e).__name__}: {e})") from e
-        if not raw:
-            raise RetryLater(
-                f"no collector serving the HTTP API has published its URL in {api_key(prefix)} "
-                "(start one with `aquarium collector --http-port`, or set AQUARIUM_API_URL)"
-            )
-        url = raw.decode() if isinstance(raw, bytes) else str(raw)
-        self._found[key] = url
-        return url
 
 
 @dataclass
