@@ -123,7 +123,7 @@ def _sync_uploads(out: Console, spool_dir: Path, api_url: str, redis_url: str, w
     """Complete the pending artifact uploads under ``spool_dir``; True if some failed."""
     from aquarium.agent import pending_uploads
     from aquarium.agent.upload_sync import complete_uploads
-    from aquarium.agent.uploader import ApiLocator
+    from aquarium.agent.api_locator import ApiLocator
 
     records, unreadable = pending_uploads.read_all(spool_dir)
     if not records and not unreadable:

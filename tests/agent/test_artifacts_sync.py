@@ -15,7 +15,7 @@ from test_artifacts_fake_api import FakeArtifactApi
 import aquarium.agent as aq
 from aquarium.agent import pending_uploads
 from aquarium.agent.upload_sync import complete_uploads
-from aquarium.agent.uploader import ApiLocator
+from aquarium.agent.api_locator import ApiLocator
 
 
 def test_finish_names_aquarium_sync_when_uploads_are_left(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
