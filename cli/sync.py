@@ -122,8 +122,8 @@ def sync(
 def _sync_uploads(out: Console, spool_dir: Path, api_url: str, redis_url: str, wait: float) -> bool:
     """Complete the pending artifact uploads under ``spool_dir``; True if some failed."""
     from aquarium.agent import pending_uploads
-    from aquarium.agent.upload_sync import complete_uploads
     from aquarium.agent.api_locator import ApiLocator
+    from aquarium.agent.upload_sync import complete_uploads
 
     records, unreadable = pending_uploads.read_all(spool_dir)
     if not records and not unreadable:

@@ -19,8 +19,8 @@ from test_artifacts_fake_api import FakeArtifactApi
 
 import aquarium.agent as aq
 from aquarium.agent import pending_uploads, record_writer, uploader
-from aquarium.agent.upload_sync import complete_uploads
 from aquarium.agent.api_locator import ApiLocator
+from aquarium.agent.upload_sync import complete_uploads
 
 NOWHERE = "http://127.0.0.1:9"  # nothing listens: online uploads keep failing, records stay
 

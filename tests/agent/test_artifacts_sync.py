@@ -14,8 +14,8 @@ from test_artifacts_fake_api import FakeArtifactApi
 
 import aquarium.agent as aq
 from aquarium.agent import pending_uploads
-from aquarium.agent.upload_sync import complete_uploads
 from aquarium.agent.api_locator import ApiLocator
+from aquarium.agent.upload_sync import complete_uploads
 
 
 def test_finish_names_aquarium_sync_when_uploads_are_left(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
