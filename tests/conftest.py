@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,9 @@ from servers import FaultyRedis, redis_binary
 
 from aquarium.agent import env, uploader
 from aquarium.cli.redis_server import RedisServer
+
+# MLflow's telemetry thread mutates os.environ while other threads read it (workers/mlflow_env.py)
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 # Bare imports of the repository folders must fail: code imports them as aquarium.*.
 for _name in ("agent", "collector", "workers", "ui", "cli"):

@@ -144,3 +144,16 @@ def test_a_changed_param_is_reported_not_changed_and_new_points_are_added(
     assert [(s, v) for s, v, _ in _history(mlflow_uri, ml_id, "loss")] == [(0, 0.5), (1, 0.25), (2, 0.125), (3, 0.0625)]
     meta = job.get_meta(refresh=True)
     assert (meta["done"], meta["total"], meta["run"], meta["target"]) == (4, 4, "r2", "mlflow")
+
+
+def test_mlflow_telemetry_is_off_in_a_worker_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from aquarium.workers.mlflow_env import quiet_mlflow
+
+    monkeypatch.delenv("MLFLOW_DISABLE_TELEMETRY", raising=False)
+    quiet_mlflow()
+    assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"  # its thread mutated os.environ mid-export
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "false")
+    quiet_mlflow()
+    assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "false"  # the user's choice stands

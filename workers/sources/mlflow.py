@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
+from ..mlflow_env import quiet_mlflow
 from ..progress import Progress
 from ..report import Report, Tally
 from .base import ImportedRun, ImportedSeries, SourceError
@@ -30,6 +31,7 @@ PROBE_TIMEOUT = 5.0
 def _client(uri: str) -> Any:
     """A client, after one quick request to an HTTP server: MLflow's own client retries an
     unreachable server with backoff for minutes before it gives up."""
+    quiet_mlflow()
     from mlflow import MlflowClient
 
     if uri.startswith(("http://", "https://")):

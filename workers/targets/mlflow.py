@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..mlflow_env import quiet_mlflow
 from ..progress import Progress
 from ..report import Report
 from .artifacts import fetched, plan
@@ -87,6 +88,7 @@ class MlflowTarget:
     name = "mlflow"
 
     def export(self, api: Api, run_id: str, options: Mapping[str, Any], progress: Progress) -> Report:
+        quiet_mlflow()
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
 
