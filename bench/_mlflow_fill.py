@@ -44,7 +44,11 @@ def connect(db_path: Path) -> sqlite3.Connection:
 
 def write_runs(conn: sqlite3.Connection, experiment_id: str | int, runs: Iterable[RunRows]) -> None:
     """Every row of ``runs`` in one transaction."""
-    run_rows, tag_rows, param_rows, metric_rows, latest_rows = [], [], [], [], []
+    run_rows: list[tuple[Any, ...]] = []
+    tag_rows: list[tuple[str, str, str]] = []
+    param_rows: list[tuple[str, str, str]] = []
+    metric_rows: list[tuple[str, float, int, str, int]] = []
+    latest_rows: list[tuple[str, float, int, int, str]] = []
     for run in runs:
         rid = run.run_id
         run_rows.append(
@@ -73,14 +77,16 @@ def write_runs(conn: sqlite3.Connection, experiment_id: str | int, runs: Iterabl
 
 
 def write_points(
-    conn: sqlite3.Connection, run_id: str, key: str, values: Sequence[float], timestamps: Sequence[int],
-    steps: Sequence[int],
-) -> None:  # fmt: skip
-    """A long series of one run's key (its latest value too), in one transaction, streamed."""
+    conn: sqlite3.Connection,
+    rows: Iterable[tuple[str, float, int, str, int]],
+    latest: Iterable[tuple[str, float, int, int, str]],
+) -> None:
+    """Long series in one transaction, streamed: ``rows`` are (key, value, timestamp ms, run id,
+    step), best in the primary key's order (key, timestamp, step, run) so the index only grows
+    at its end; ``latest`` the (key, value, timestamp, step, run id) of each series' last point."""
     conn.execute("BEGIN")
-    conn.executemany(INSERT_METRIC, ((key, values[i], timestamps[i], run_id, steps[i]) for i in range(len(values))))
-    if len(values):
-        conn.execute(INSERT_LATEST, (key, values[-1], timestamps[-1], steps[-1], run_id))
+    conn.executemany(INSERT_METRIC, rows)
+    conn.executemany(INSERT_LATEST, latest)
     conn.execute("COMMIT")
 
 
