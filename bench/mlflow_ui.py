@@ -1,7 +1,7 @@
 """dashboard.py's measures for MLflow's UI, on the same data, side by side with our dashboard.
 
     python bench/mlflow_ui.py            # 10,000 runs, compare 10 x 10 x 100,000 steps, 60 s live; ~7 min
-    python bench/mlflow_ui.py --quick    # 2,000 runs, compare 10 x 10 x 2,000, no live; ~1.5 min
+    python bench/mlflow_ui.py --quick    # 2,000 runs, compare 10 x 10 x 2,000, no live; ~2 min
                                          # (MLflow's server alone boots in 15-45 s on this machine)
 
 Both sides real: a ``python -m mlflow server --backend-store-uri sqlite:/// --workers 1``
