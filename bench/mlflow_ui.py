@@ -367,8 +367,8 @@ def report(out: dict[str, Any], size: dict[str, Any], mode: str, wall_s: float) 
     live: dict[str, Any] = {}
     if "ml_live" in out:
         ml, aq = out["ml_live"], out["aq_live"]
-        gaps = [b - a for (a, _), (b, _) in zip(ml["requests"], ml["requests"][1:])]
         bulk = [t for t, name in ml["requests"] if name == BULK]
+        gaps = [b - a for a, b in zip(bulk, bulk[1:])]  # the page's poll period
         if ml["latencies"]:
             ml_text = (
                 f"p50 {_pct(ml['latencies'], 0.5):.0f} ms, max {max(ml['latencies']) * 1000:.0f} ms "
