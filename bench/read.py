@@ -65,7 +65,6 @@ import json
 import os
 import shutil
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -78,6 +77,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C
+from _mlflow_fill import INSERT_METRIC, RunRows, connect, finish, write_runs
 
 KEYS = ("loss", "acc", "val_loss", "lr")
 SERIES_RUN = "bench-read-series"
@@ -225,15 +225,14 @@ def fill_mlflow(data: Data, db_path: Path, artifacts: Path) -> dict[str, Any]:
     schema_s = time.perf_counter() - started
 
     started = time.perf_counter()
-    conn = sqlite3.connect(db_path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
+    conn = connect(db_path)
     conn.execute("BEGIN")
     steps = data.steps.tolist()
     ms_list = ms.tolist()
     for key in KEYS:
         values = data.values[key].tolist()
         conn.executemany(
-            "INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES (?, ?, ?, ?, ?, 0)",
+            INSERT_METRIC,
             ((key, values[i], ms_list[i], run_id, steps[i]) for i in range(logged, data.points)),
         )
         conn.execute(
@@ -245,39 +244,19 @@ def fill_mlflow(data: Data, db_path: Path, artifacts: Path) -> dict[str, Any]:
 
     started = time.perf_counter()
     t0_ms = int(data.t0 * 1000)
-    run_rows, tag_rows, param_rows, metric_rows, latest_rows = [], [], [], [], []
+    runs = []
     for i in range(data.runs):
         rid = uuid.UUID(int=i + 1).hex
         start = t0_ms + i * 1000
-        run_rows.append(
-            (rid, data.run_names[i], "UNKNOWN", "", "", "bench", "FINISHED", start, start + 60_000, "", "active",
-             f"{artifacts}/runs/{rid}/artifacts", int(runs_exp))
+        runs.append(
+            RunRows(
+                rid, data.run_names[i], start, start + 60_000, f"{artifacts}/runs/{rid}/artifacts",
+                params=data.run_params[i],
+                metrics={k: [(v, start + s, s) for s, v in enumerate(vs)] for k, vs in data.run_metrics[i].items()},
+            )
         )  # fmt: skip
-        tag_rows.append(("mlflow.runName", data.run_names[i], rid))
-        param_rows.extend((k, str(v), rid) for k, v in data.run_params[i].items())
-        for key, values in data.run_metrics[i].items():
-            metric_rows.extend((key, v, start + s, rid, s) for s, v in enumerate(values))
-            latest_rows.append((key, values[-1], start + len(values) - 1, len(values) - 1, rid))
-    conn.execute("BEGIN")
-    conn.executemany(
-        "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, status, start_time,"
-        " end_time, source_version, lifecycle_stage, artifact_uri, experiment_id) VALUES"
-        " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        run_rows,
-    )
-    conn.executemany("INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?)", tag_rows)
-    conn.executemany("INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?)", param_rows)
-    conn.executemany(
-        "INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES (?, ?, ?, ?, ?, 0)", metric_rows
-    )
-    conn.executemany(
-        "INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES (?, ?, ?, ?, 0, ?)",
-        latest_rows,
-    )
-    conn.execute("COMMIT")
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.execute("ANALYZE")
-    conn.close()
+    write_runs(conn, runs_exp, runs)
+    finish(conn)
     runs_s = time.perf_counter() - started
     return {
         "run_id": run_id,
