@@ -33,7 +33,13 @@ def start(tmp_path: Path, before: str = "", after: str = "signal.pause()") -> tu
     """The script running, logged 100 points and waiting; returns it and its run id."""
     code = STARTED.format(before=before, after=after)
     process = subprocess.Popen(
-        [sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", code, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # as in a terminal: a shell's background job (`cmd &`) starts with SIGINT ignored, and
+        # Python then installs no KeyboardInterrupt handler (the Ctrl-C test would wait forever)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     run_id = process.stdout.readline().strip() if process.stdout else ""
     if not run_id:
@@ -43,7 +49,12 @@ def start(tmp_path: Path, before: str = "", after: str = "signal.pause()") -> tu
 
 
 def ended(process: subprocess.Popen[str]) -> tuple[int, str, str]:
-    out, err = process.communicate(timeout=60)
+    try:
+        out, err = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()  # never left running into later tests
+        process.communicate()
+        raise
     return process.returncode, out, err
 
 
