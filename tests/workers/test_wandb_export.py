@@ -17,6 +17,7 @@ import pytest
 import redis
 from batches import make_batch
 from click.testing import CliRunner
+from ledger import wait_until
 
 from aquarium.cli import cli
 from aquarium.collector import Store
@@ -123,7 +124,8 @@ def test_what_wandb_refuses_is_reported(source: Path, tmp_path: Path) -> None:
     direct.log({"x": 1.5}, step=2)
     direct.finish()
     (direct_dir,) = run_dirs(tmp_path / "direct")
-    back = read_run(direct_dir)
+    # wandb's service process may still be writing the run log when finish() returns
+    back = wait_until(lambda: (r := read_run(direct_dir)).run_id and r.history and r, "the direct run's log written")
     assert (back.run_id, back.config, [(r.step, r.values) for r in back.history]) == (
         "direct",
         {"a": 1},
