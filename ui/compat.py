@@ -188,20 +188,20 @@ class MetricsVisualizerComponent:
     def create_correlation_matrix(self) -> SeedPlot:
         import pandas as pd
 
-        from . import plots
+        from . import matrix_plots
 
         curves = self._curves()
         frame = pd.DataFrame({k: pd.Series(v, index=s) for k, (s, v) in curves.items()})
         frame = frame.groupby(level=0).last() if len(frame) else frame
-        matrix = plots.correlation(frame) if len(curves) else np.zeros((0, 0))
-        return SeedPlot(plots.correlation_matrix(list(curves), matrix), "Correlation matrix")
+        matrix = matrix_plots.correlation(frame) if len(curves) else np.zeros((0, 0))
+        return SeedPlot(matrix_plots.correlation_matrix(list(curves), matrix), "Correlation matrix")
 
     def create_metrics_heatmap(self, bins: int = 10) -> SeedPlot:
-        from . import plots
+        from . import matrix_plots
 
         curves = self._curves()
         rows, matrix = step_bins(curves, bins)
-        fig = plots.metrics_heatmap(rows, list(curves), matrix, title="Metrics over training")
+        fig = matrix_plots.metrics_heatmap(rows, list(curves), matrix, title="Metrics over training")
         return SeedPlot(fig, "Metrics heatmap")
 
 

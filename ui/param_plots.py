@@ -12,7 +12,8 @@ from bokeh.models import BoxSelectTool, ColumnDataSource, CustomJS, FactorRange,
 from bokeh.models.annotations import Label
 
 from . import palette
-from .plots import lower_is_better, new_figure, normalise_columns
+from .matrix_plots import normalise_columns
+from .plots import lower_is_better, new_figure
 
 
 def axis_positions(column: Sequence[Any]) -> tuple[np.ndarray, list[tuple[float, str]]]:

@@ -13,7 +13,7 @@ from bokeh.models import ColumnDataSource, GlyphRenderer, VArea
 from bokeh.resources import INLINE
 
 from aquarium.collector.store import Window
-from aquarium.ui import palette, param_plots, plots
+from aquarium.ui import matrix_plots, palette, param_plots, plots
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -138,12 +138,12 @@ def test_correlation_equals_numpy_on_the_aligned_steps() -> None:
     frame.loc[11, "c"] = np.inf
     shared = frame.drop(index=[3, 7, 11])
     expected = np.corrcoef(shared.to_numpy(), rowvar=False)
-    assert np.allclose(plots.correlation(frame), expected)
+    assert np.allclose(matrix_plots.correlation(frame), expected)
 
 
 def test_correlation_matrix_shows_each_value() -> None:
     matrix = np.array([[1.0, -0.5], [-0.5, 1.0]])
-    fig = plots.correlation_matrix(["loss", "acc"], matrix)
+    fig = matrix_plots.correlation_matrix(["loss", "acc"], matrix)
     cells = renderer(fig, "cells").data_source.data
     assert dict(zip(zip(cells["y"], cells["x"]), cells["r"])) == {
         ("loss", "loss"): 1.0,
@@ -158,14 +158,14 @@ def test_correlation_matrix_shows_each_value() -> None:
 
 def test_normalise_columns_scales_each_column_by_itself() -> None:
     m = np.array([[0.0, 10.0, 5.0], [5.0, 30.0, 5.0], [10.0, math.nan, 5.0]])
-    out = plots.normalise_columns(m)
+    out = matrix_plots.normalise_columns(m)
     assert out[:, 0].tolist() == [0.0, 0.5, 1.0]
     assert out[:2, 1].tolist() == [0.0, 1.0] and math.isnan(out[2, 1])
     assert out[:, 2].tolist() == [0.5, 0.5, 0.5]
 
 
 def test_metrics_heatmap_colours_normalised_and_labels_raw_values() -> None:
-    fig = plots.metrics_heatmap(["run a", "run b"], ["loss", "acc"], np.array([[0.2, 90.0], [0.4, 80.0]]))
+    fig = matrix_plots.metrics_heatmap(["run a", "run b"], ["loss", "acc"], np.array([[0.2, 90.0], [0.4, 80.0]]))
     cells = renderer(fig, "cells").data_source.data
     by_cell = {(y, x): (v, s) for x, y, v, s in zip(cells["x"], cells["y"], cells["value"], cells["scaled"])}
     assert by_cell[("run a", "loss")] == (0.2, 0.0) and by_cell[("run b", "loss")] == (0.4, 1.0)
@@ -173,7 +173,7 @@ def test_metrics_heatmap_colours_normalised_and_labels_raw_values() -> None:
 
 
 def test_repeated_row_labels_stay_distinct_factors() -> None:
-    fig = plots.metrics_heatmap(["same", "same"], ["loss"], np.array([[1.0], [2.0]]))
+    fig = matrix_plots.metrics_heatmap(["same", "same"], ["loss"], np.array([[1.0], [2.0]]))
     assert sorted(fig.y_range.factors) == ["same", "same (2)"]
 
 

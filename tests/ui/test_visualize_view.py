@@ -11,7 +11,7 @@ import pytest
 from test_compare_view import SCREENSHOTS, XSS, browser, open_page, pixel_spread, seed_runs, serve
 
 from aquarium.collector import Api
-from aquarium.ui import plots
+from aquarium.ui import matrix_plots, plots
 from aquarium.ui.views.visualize import VisualizeView
 
 __all__ = ["browser", "serve"]  # fixtures shared with the compare view's tests
@@ -126,9 +126,9 @@ def test_correlation_of_downsampled_metrics_is_close_to_the_full_one(
     seeded: tuple[Api, list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api, ids = seeded
-    full = plots.correlation(VisualizeView(api, ids).history())[0, 1]
+    full = matrix_plots.correlation(VisualizeView(api, ids).history())[0, 1]
     monkeypatch.setattr("aquarium.ui.views.visualize.FULL_READ", 60)  # 200 points per metric: downsampled
     view = VisualizeView(api, ids)
     history = view.history()
     assert history["loss"].count() > 60  # interpolated onto the accuracy's steps too
-    assert plots.correlation(history)[0, 1] == pytest.approx(full, abs=0.05)
+    assert matrix_plots.correlation(history)[0, 1] == pytest.approx(full, abs=0.05)

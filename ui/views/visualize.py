@@ -20,7 +20,7 @@ import param
 
 from aquarium.collector.client import Api
 
-from .. import palette, plots
+from .. import matrix_plots, palette, plots
 
 SAMPLES = 1200
 FULL_READ = 200_000
@@ -109,8 +109,8 @@ class VisualizeView(pn.viewable.Viewer):
     def _correlation_model(self) -> Any:
         frame = self.history()
         names = [str(c) for c in frame.columns]
-        matrix = plots.correlation(frame) if names else np.zeros((0, 0))
-        return plots.correlation_matrix(names, matrix)
+        matrix = matrix_plots.correlation(frame) if names else np.zeros((0, 0))
+        return matrix_plots.correlation_matrix(names, matrix)
 
     def _heatmap_model(self) -> Any:
         keys = sorted({k for r in self.runs.values() for k in (r.get("metrics") or {})})
@@ -118,7 +118,7 @@ class VisualizeView(pn.viewable.Viewer):
         matrix = np.array([[_last(r, k) for k in keys] for r in self.runs.values()], dtype=np.float64).reshape(
             len(labels), len(keys)
         )
-        return plots.metrics_heatmap(labels, keys, matrix, title="Final metrics across runs")
+        return matrix_plots.metrics_heatmap(labels, keys, matrix, title="Final metrics across runs")
 
     # -- reactions ----------------------------------------------------------------------------------------
     @param.depends("run", watch=True)
